@@ -1,0 +1,270 @@
+"""Domain models, enums and the legal state transitions.
+
+Timestamps are float seconds since the Unix epoch (UTC): the queue compares them constantly and
+SQLite indexes REAL columns well. Ids are uuid4 hex strings, so no user text ever reaches a path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Modality(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+class StoryStatus(StrEnum):
+    QUEUED = "queued"
+    WRITING = "writing"
+    ILLUSTRATING = "illustrating"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ImageStatus(StrEnum):
+    PENDING = "pending"
+    GENERATING = "generating"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+class VideoStatus(StrEnum):
+    NONE = "none"
+    PENDING = "pending"
+    GENERATING = "generating"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+class AssetStatus(StrEnum):
+    PENDING = "PENDING"
+    GENERATING = "GENERATING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class AssetKind(StrEnum):
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+class JobKind(StrEnum):
+    WRITE_STORY = "write_story"
+    RENDER_IMAGE = "render_image"
+    RENDER_VIDEO = "render_video"
+    DELIVER = "deliver"
+
+
+class HealthState(StrEnum):
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+    RETIRED = "retired"
+    UNCONFIGURED = "unconfigured"
+
+
+class IllegalTransition(ValueError):
+    """A state change that the transition table does not allow."""
+
+
+# Each table maps a state to the states it may move to. Anything else raises.
+STORY_TRANSITIONS: Mapping[StoryStatus, frozenset[StoryStatus]] = {
+    StoryStatus.QUEUED: frozenset({StoryStatus.WRITING, StoryStatus.FAILED, StoryStatus.CANCELLED}),
+    StoryStatus.WRITING: frozenset({StoryStatus.ILLUSTRATING, StoryStatus.FAILED, StoryStatus.CANCELLED}),
+    StoryStatus.ILLUSTRATING: frozenset({StoryStatus.COMPLETE, StoryStatus.FAILED, StoryStatus.CANCELLED}),
+    # A retried scene reopens a finished story until the retry settles.
+    StoryStatus.COMPLETE: frozenset({StoryStatus.ILLUSTRATING}),
+    StoryStatus.FAILED: frozenset({StoryStatus.ILLUSTRATING, StoryStatus.QUEUED}),
+    StoryStatus.CANCELLED: frozenset(),
+}
+
+IMAGE_TRANSITIONS: Mapping[ImageStatus, frozenset[ImageStatus]] = {
+    ImageStatus.PENDING: frozenset({ImageStatus.GENERATING, ImageStatus.FAILED}),
+    ImageStatus.GENERATING: frozenset({ImageStatus.COMPLETE, ImageStatus.FAILED}),
+    ImageStatus.COMPLETE: frozenset({ImageStatus.PENDING}),  # redraw
+    ImageStatus.FAILED: frozenset({ImageStatus.PENDING}),  # retry
+}
+
+VIDEO_TRANSITIONS: Mapping[VideoStatus, frozenset[VideoStatus]] = {
+    VideoStatus.NONE: frozenset({VideoStatus.PENDING}),
+    VideoStatus.PENDING: frozenset({VideoStatus.GENERATING, VideoStatus.FAILED}),
+    VideoStatus.GENERATING: frozenset({VideoStatus.COMPLETE, VideoStatus.FAILED}),
+    VideoStatus.COMPLETE: frozenset({VideoStatus.PENDING}),  # the image was redrawn
+    VideoStatus.FAILED: frozenset({VideoStatus.PENDING}),  # retry
+}
+
+ASSET_TRANSITIONS: Mapping[AssetStatus, frozenset[AssetStatus]] = {
+    AssetStatus.PENDING: frozenset({AssetStatus.GENERATING, AssetStatus.FAILED}),
+    AssetStatus.GENERATING: frozenset({AssetStatus.COMPLETED, AssetStatus.FAILED}),
+    AssetStatus.COMPLETED: frozenset(),
+    AssetStatus.FAILED: frozenset(),
+}
+
+
+S = TypeVar("S", bound=StrEnum)
+
+
+def check_transition(table: Mapping[S, frozenset[S]], current: S, new: S) -> S:
+    """Return ``new`` if ``current -> new`` is legal (or a no-op), else raise IllegalTransition."""
+    if current == new or new in table[current]:
+        return new
+    raise IllegalTransition(f"{type(current).__name__}: {current.value} -> {new.value} is not allowed")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(validate_assignment=True, extra="forbid")
+
+
+class Story(_Model):
+    id: str = Field(default_factory=new_id)
+    guild_id: int | None = None
+    channel_id: int | None = None
+    thread_id: int | None = None
+    owner_id: int | None = None
+    prompt: str
+    title: str | None = None
+    style: str | None = None
+    bible: str | None = None
+    text_model: str
+    image_model: str
+    video_model: str | None = None
+    video_mode: bool = False
+    reference_path: str | None = None
+    scene_count: int = Field(ge=1, le=10)
+    status: StoryStatus = StoryStatus.QUEUED
+    error: str | None = None
+    storyboard_message_id: int | None = None
+    out_dir: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class Scene(_Model):
+    id: str = Field(default_factory=new_id)
+    story_id: str
+    index: int = Field(ge=0)
+    text: str
+    image_status: ImageStatus = ImageStatus.PENDING
+    image_path: str | None = None
+    image_model_requested: str | None = None
+    image_model_used: str | None = None
+    image_error: str | None = None
+    video_status: VideoStatus = VideoStatus.NONE
+    video_path: str | None = None
+    video_url: str | None = None
+    video_model_requested: str | None = None
+    video_model_used: str | None = None
+    video_error: str | None = None
+    image_message_id: int | None = None
+    video_message_id: int | None = None
+    updated_at: float
+
+
+class MediaAsset(_Model):
+    id: str = Field(default_factory=new_id)
+    story_id: str
+    scene_id: str
+    kind: AssetKind
+    status: AssetStatus = AssetStatus.PENDING
+    model_requested: str
+    model_used: str | None = None
+    fallback_occurred: bool = False
+    generation_metadata: dict[str, Any] = Field(default_factory=dict)
+    path: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class GenerationJob(_Model):
+    id: str = Field(default_factory=new_id)
+    kind: JobKind
+    payload: dict[str, Any] = Field(default_factory=dict)
+    status: JobStatus = JobStatus.QUEUED
+    attempts: int = 0
+    max_attempts: int = Field(default=5, ge=1)
+    run_after: float
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    idempotency_key: str | None = None
+    remote_id: str | None = None
+    last_error: str | None = None
+    story_id: str | None = None
+    user_id: int | None = None
+    provider: str | None = None
+    composition_settings: dict[str, Any] = Field(default_factory=dict)
+    model_fallback_occurred: bool = False
+    generation_warnings: list[str] = Field(default_factory=list)
+    result: dict[str, Any] | None = None
+    created_at: float
+    updated_at: float
+    finished_at: float | None = None
+
+
+class ModelHealth(_Model):
+    model_key: str
+    available: bool
+    state: HealthState
+    last_success: float | None = None
+    last_failure: float | None = None
+    last_error: str | None = None
+    error_count: int = 0
+    consecutive_failures: int = 0
+    breaker_state: str = "closed"
+    breaker_reopen_at: float | None = None
+    cooldown_until: float | None = None
+    last_check: float | None = None
+
+
+class ModelCall(_Model):
+    model_key: str
+    started_at: float
+    latency_ms: float
+    outcome: str  # "success" | "failure"
+    error_kind: str | None = None
+    fallback: bool = False
+
+
+class RoutingConfig(_Model):
+    """How one modality picks and retries its models (the seed's GeminiModelConfig, generalised)."""
+
+    primary_model: str
+    fallbacks: list[str] = Field(default_factory=list)
+    max_retries: int = Field(default=3, ge=1, le=10)
+    retry_delay_ms: int = Field(default=1000, ge=100, le=10_000)
+    model_availability_check: bool = True
+    availability_cache_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _chain_is_sane(self) -> RoutingConfig:
+        if self.primary_model in self.fallbacks:
+            raise ValueError(f"the fallback chain repeats the primary model {self.primary_model!r}")
+        if len(set(self.fallbacks)) != len(self.fallbacks):
+            raise ValueError("the fallback chain names a model twice")
+        return self
+
+    @property
+    def chain(self) -> list[str]:
+        return [self.primary_model, *self.fallbacks]

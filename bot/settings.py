@@ -1,0 +1,112 @@
+"""All configuration, from the environment (and ``.env``), validated once at start-up.
+
+A bad value becomes a ConfigError whose one-line message names the variable and what is allowed;
+the CLI prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.domain import Modality, RoutingConfig
+from bot.errors import ConfigError
+
+DEFAULT_ROUTING: dict[Modality, RoutingConfig] = {
+    Modality.TEXT: RoutingConfig(primary_model="local-template"),
+    Modality.IMAGE: RoutingConfig(primary_model="local-sketch"),
+    Modality.VIDEO: RoutingConfig(primary_model="local-kenburns"),
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # Discord
+    discord_token: SecretStr | None = None
+    dev_guild_id: int | None = Field(default=None, gt=0)
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+
+    # Provider keys and base URLs
+    openai_api_key: SecretStr | None = None
+    xai_api_key: SecretStr | None = None
+    gemini_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    )
+    openai_base_url: str = "https://api.openai.com/v1"
+    xai_base_url: str = "https://api.x.ai/v1"
+    google_gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    provider_timeout_s: float = Field(default=120.0, gt=0, le=900)
+
+    # Storage
+    database_path: Path = Path("./data/storybot.db")
+    media_dir: Path = Path("./data/media")
+    models_file: Path | None = None  # TOML that adds or overrides models
+
+    # Routing: one config per modality, e.g. ROUTING__IMAGE__PRIMARY_MODEL=gpt-image-1.5
+    routing: dict[Modality, RoutingConfig] = Field(default_factory=lambda: dict(DEFAULT_ROUTING))
+
+    # Work limits
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    provider_concurrency: int = Field(default=2, ge=1, le=64)
+    user_concurrency: int = Field(default=2, ge=1, le=64)
+    job_max_attempts: int = Field(default=5, ge=1, le=50)
+    job_lease_s: float = Field(default=60.0, ge=5, le=3600)
+    video_duration_s: int = Field(default=4, ge=3, le=5)
+
+    log_level: str = "INFO"
+
+    @field_validator("routing", mode="before")
+    @classmethod
+    def _merge_routing_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = {m.value: cfg.model_dump() for m, cfg in DEFAULT_ROUTING.items()}
+        for key, cfg in value.items():
+            base = merged.get(str(key), {})
+            merged[str(key)] = {**base, **cfg} if isinstance(cfg, dict) else cfg
+        return merged
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    def key_for(self, env_name: str) -> SecretStr | None:
+        """The secret named by a registry spec's ``api_key_env`` (e.g. ``OPENAI_API_KEY``)."""
+        return {
+            "OPENAI_API_KEY": self.openai_api_key,
+            "XAI_API_KEY": self.xai_api_key,
+            "GEMINI_API_KEY": self.gemini_api_key,
+            "GOOGLE_API_KEY": self.gemini_api_key,
+        }.get(env_name)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = [str(part) for part in error.get("loc", ()) if not str(part).startswith("function-")]
+    name = "__".join(loc).upper() or "SETTINGS"
+    message = str(error.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ")
+    return f"{name}: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from the environment; raise ConfigError with one readable line on failure."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"invalid setting {_describe(first)}") from None

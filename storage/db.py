@@ -1,0 +1,164 @@
+"""The SQLite connection: pragmas, explicit write transactions, numbered migrations.
+
+One writer connection per process (aiosqlite runs it on its own thread). ``isolation_level=None``
+stops Python's sqlite3 from issuing its own DEFERRED ``BEGIN``; every write goes through
+``transaction()``, which takes ``BEGIN IMMEDIATE`` so a busy database waits for ``busy_timeout``
+instead of failing on the lock upgrade. An asyncio lock serialises our own transactions on the
+shared connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.errors import SchemaTooNewError, StorageError
+
+log = logging.getLogger(__name__)
+
+Row = sqlite3.Row
+Conn = aiosqlite.Connection
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every file in storage/migrations, in order."""
+    found = []
+    for entry in resources.files("storage.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def schema_version_supported() -> int:
+    return max((version for version, _, _ in migrations()), default=0)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def loads(text: str | None, default: Any = None) -> Any:
+    return default if text is None else json.loads(text)
+
+
+class Database:
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> None:
+        self.path = str(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self.synchronous = synchronous
+        self._conn: Conn | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def conn(self) -> Conn:
+        if self._conn is None:
+            raise StorageError("database is not open")
+        return self._conn
+
+    async def open(self, *, migrate: bool = True) -> Database:
+        if self.path != ":memory:":
+            parent = Path(self.path).parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create the database folder {parent}: {exc.strerror}") from None
+        try:
+            self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            await self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            await self._conn.execute("PRAGMA journal_mode = WAL")
+            await self._conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            await self._conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            await self.close()
+            raise StorageError(f"cannot open the database {self.path}: {exc}") from None
+        if migrate:
+            await self.migrate()
+        else:
+            await self.check_version()
+        return self
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+    async def __aenter__(self) -> Database:
+        return await self.open() if self._conn is None else self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def user_version(self) -> int:
+        row = await self.fetchone("PRAGMA user_version")
+        return int(row[0]) if row else 0
+
+    async def check_version(self) -> int:
+        current, supported = await self.user_version(), schema_version_supported()
+        if current > supported:
+            raise SchemaTooNewError(
+                f"the database {self.path} has schema version {current}, newer than this storybot "
+                f"understands ({supported}); upgrade storybot or point DATABASE_PATH elsewhere"
+            )
+        return current
+
+    async def migrate(self) -> list[str]:
+        """Apply every pending migration in one transaction; return the names applied."""
+        async with self.transaction() as conn:
+            current = await self.check_version()
+            pending = [(v, name, sql) for v, name, sql in migrations() if v > current]
+            for version, name, sql in pending:
+                for statement in _split_sql(sql):
+                    await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version = {int(version)}")
+                log.info("applied migration %s", name)
+        return [name for _, name, _ in pending]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any exception."""
+        async with self._write_lock:
+            conn = self.conn
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StorageError(f"the database is busy: {exc}") from exc
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            else:
+                await conn.execute("COMMIT")
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        async with self.conn.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        async with self.conn.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    async def backup(self, dest: Path) -> None:
+        """A consistent copy of the live database (VACUUM INTO); never copy the file itself."""
+        if dest.exists():
+            raise StorageError(f"{dest} already exists; choose a new file for the backup")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        async with self._write_lock:
+            await self.conn.execute("VACUUM INTO ?", (str(dest),))
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (our migrations use no triggers or semicolons in strings)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
