@@ -250,7 +250,7 @@ class ModelCall(_Model):
 class RoutingConfig(_Model):
     """How one modality picks and retries its models (the seed's GeminiModelConfig, generalised)."""
 
-    primary_model: str
+    primary_model: str = Field(min_length=1)
     fallbacks: list[str] = Field(default_factory=list)
     max_retries: int = Field(default=3, ge=1, le=10)
     retry_delay_ms: int = Field(default=1000, ge=100, le=10_000)

@@ -7,10 +7,11 @@ the CLI prints it and exits 2.
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from bot.domain import Modality, RoutingConfig
 from bot.errors import ConfigError
@@ -29,6 +30,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="ignore",
         validate_default=True,
+        env_ignore_empty=True,
     )
 
     # Discord
@@ -95,8 +97,8 @@ class Settings(BaseSettings):
         }.get(env_name)
 
 
-def _describe(error: dict[str, Any]) -> str:
-    loc = [str(part) for part in error.get("loc", ()) if not str(part).startswith("function-")]
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = [str(p) for p in error.get("loc", ()) if not str(p).startswith("function-") and str(p) != "[key]"]
     name = "__".join(loc).upper() or "SETTINGS"
     message = str(error.get("msg", "is invalid"))
     message = message.removeprefix("Value error, ")
@@ -110,3 +112,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"invalid setting {_describe(first)}") from None
+    except SettingsError as exc:
+        raise ConfigError(
+            f"invalid setting: {exc}; list values must be JSON, e.g. ROUTING__IMAGE__FALLBACKS='[\"local-sketch\"]'"
+        ) from None
