@@ -1,0 +1,49 @@
+"""Provider adapters, built lazily per provider name from settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.providers.base import ImageProvider, TextProvider, VideoProvider
+from bot.settings import Settings
+
+
+class ProviderSet:
+    """One adapter instance per provider, created on first use."""
+
+    def __init__(self, settings: Settings, overrides: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self._adapters: dict[str, Any] = dict(overrides or {})
+
+    def adapter(self, provider: str) -> Any:
+        if provider not in self._adapters:
+            self._adapters[provider] = self._build(provider)
+        return self._adapters[provider]
+
+    def text(self, provider: str) -> TextProvider:
+        return self._typed(provider, TextProvider)
+
+    def image(self, provider: str) -> ImageProvider:
+        return self._typed(provider, ImageProvider)
+
+    def video(self, provider: str) -> VideoProvider:
+        return self._typed(provider, VideoProvider)
+
+    def _typed(self, provider: str, protocol: type) -> Any:
+        adapter = self.adapter(provider)
+        if not isinstance(adapter, protocol):
+            raise TypeError(f"the {provider} adapter does not implement {protocol.__name__}")
+        return adapter
+
+    def _build(self, provider: str) -> Any:
+        if provider == "local":
+            from bot.providers.local import LocalProvider
+
+            return LocalProvider(self.settings.media_dir / ".staging")
+        raise LookupError(f"no adapter for provider {provider!r} yet")
+
+    async def aclose(self) -> None:
+        for adapter in self._adapters.values():
+            close = getattr(adapter, "aclose", None)
+            if close is not None:
+                await close()

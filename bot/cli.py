@@ -1,0 +1,211 @@
+"""The ``storybot`` command: run | story | work | models | status | db.
+
+Errors a user can fix (bad settings, bad input, unusable paths, a newer database) print one line
+and exit 2; an interrupted run exits 130 and says how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bot.domain import StoryStatus
+from bot.errors import ConfigError, StorageError, UserInputError
+from bot.progress import progress_of
+from bot.runtime import Runtime
+from bot.settings import Settings, load_settings
+from bot.stories import StoryOptions
+from bot.tables import format_models, format_queue
+from storage import scenes as scene_rows
+from storage import stories as story_rows
+from storage.db import Database
+
+DEMO_PROMPT = "a lighthouse keeper befriends a storm"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="storybot", description="AI-illustrated stories, in Discord or offline.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the workers do")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the Discord bot (no DISCORD_TOKEN: render a demo story offline)")
+    run.add_argument("--out", type=Path, default=Path("./out"), help="where the demo storybook goes")
+
+    story = sub.add_parser("story", help="render one story offline into a storybook folder")
+    story.add_argument("prompt", help="what the story is about (1-1000 characters)")
+    story.add_argument("--scenes", type=int, default=4, help="number of scenes, 1-10 (default 4)")
+    story.add_argument("--video", action="store_true", help="also animate each scene into a short clip")
+    story.add_argument("--out", type=Path, default=Path("./out"), help="output folder (default ./out)")
+    story.add_argument("--style", help="an art style, e.g. 'watercolour'")
+    story.add_argument("--text-model", help="model key that writes the scenes")
+    story.add_argument("--image-model", help="model key that draws the scenes")
+    story.add_argument("--video-model", help="model key that animates the scenes")
+    story.add_argument("--reference", type=Path, help="a reference image for the characters")
+
+    sub.add_parser("work", help="run the worker until the queue is empty")
+    sub.add_parser("models", help="list the model registry and what is usable")
+    sub.add_parser("status", help="show the queue")
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("migrate", help="apply pending migrations")
+    backup = db_sub.add_parser("backup", help="write a consistent copy of the database (VACUUM INTO)")
+    backup.add_argument("path", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        _configure_logging(settings, args.verbose)
+        return asyncio.run(_dispatch(args, settings))
+    except (ConfigError, UserInputError, StorageError) as exc:
+        print(f"storybot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nstorybot: interrupted; nothing is lost. Run `storybot work` to finish.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _configure_logging(settings: Settings, verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="[{asctime}] [{levelname:<7}] {name}: {message}", style="{")
+    logging.getLogger("discord.http").setLevel(logging.WARNING)
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    commands: dict[str, Callable[[], Awaitable[int]]] = {
+        "run": lambda: _run(args, settings),
+        "story": lambda: _story(args, settings),
+        "work": lambda: _work(settings),
+        "models": lambda: _models(settings),
+        "status": lambda: _status(settings),
+        "db": lambda: _db(args, settings),
+    }
+    return await commands[args.command]()
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.discord_token is None:
+        print("No DISCORD_TOKEN set: rendering a demo story offline with the local models.")
+        options = StoryOptions(prompt=DEMO_PROMPT, scenes=3, video=True, out_dir=args.out)
+        return await _render(settings, options)
+    print("storybot: DISCORD_TOKEN is set, but the Discord front end is not built yet.", file=sys.stderr)
+    return EXIT_USAGE
+
+
+async def _story(args: argparse.Namespace, settings: Settings) -> int:
+    if args.reference is not None and not args.reference.is_file():
+        raise UserInputError(f"the reference image {args.reference} does not exist")
+    options = StoryOptions(
+        prompt=args.prompt,
+        scenes=args.scenes,
+        video=args.video,
+        text_model=args.text_model,
+        image_model=args.image_model,
+        video_model=args.video_model,
+        style=args.style,
+        reference_path=args.reference.resolve() if args.reference else None,
+        out_dir=args.out.resolve(),
+    )
+    return await _render(settings, options)
+
+
+def check_writable(folder: Path) -> None:
+    """Fail early, before anything is stored, when the output folder cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".storybot-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserInputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+
+
+async def _render(settings: Settings, options: StoryOptions) -> int:
+    assert options.out_dir is not None
+    check_writable(options.out_dir)
+    async with Runtime(settings, out_dir=options.out_dir) as rt:
+        rt.stories.validate(options)  # fail fast, before the database is touched
+        story = await rt.stories.create(options)
+        print(f"Story {story.id}: {story.scene_count} scenes, images by {story.image_model}"
+              + (f", clips by {story.video_model}" if story.video_mode else ""))  # fmt: skip
+        watcher = asyncio.create_task(_print_progress(rt, story.id, story.video_mode))
+        try:
+            await rt.run_until_empty()
+        finally:
+            watcher.cancel()
+        final = await story_rows.get(rt.db, story.id)
+        assert final is not None
+        await _print_line(rt, story.id, story.video_mode, previous=None)
+        page = options.out_dir / story.id / "index.html"
+        if final.status is StoryStatus.COMPLETE:
+            print(f"“{final.title}” is ready. Open {page}")
+            return 0
+        print(f"storybot: the story did not finish ({final.status.value}): {final.error or 'see the page'}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+
+async def _print_progress(rt: Runtime, story_id: str, video: bool) -> None:
+    previous: str | None = None
+    while True:
+        previous = await _print_line(rt, story_id, video, previous)
+        await asyncio.sleep(0.3)
+
+
+async def _print_line(rt: Runtime, story_id: str, video: bool, previous: str | None) -> str | None:
+    story = await story_rows.get(rt.db, story_id)
+    if story is None:
+        return previous
+    line = progress_of(story, await scene_rows.list_for_story(rt.db, story_id)).line(video)
+    if line != previous:
+        print(line, flush=True)
+    return line
+
+
+async def _work(settings: Settings) -> int:
+    async with Runtime(settings) as rt:
+        stats = await rt.run_until_empty()
+        print(f"queue empty: {stats.succeeded} done, {stats.failed} failed, {stats.dead} dead, "
+              f"{stats.retried} retried")  # fmt: skip
+    return 0
+
+
+async def _models(settings: Settings) -> int:
+    async with Runtime(settings) as rt:
+        print(format_models(rt.registry))
+    return 0
+
+
+async def _status(settings: Settings) -> int:
+    async with Runtime(settings) as rt:
+        print(format_queue(await rt.queue.counts()))
+    return 0
+
+
+async def _db(args: argparse.Namespace, settings: Settings) -> int:
+    db = await Database(settings.database_path).open(migrate=False)
+    try:
+        if args.db_command == "migrate":
+            applied = await db.migrate()
+            done = ", ".join(applied) if applied else "nothing to apply"
+            print(f"{settings.database_path}: schema version {await db.user_version()} ({done})")
+        else:
+            await db.backup(args.path)
+            print(f"backup written to {args.path}")
+    finally:
+        await db.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

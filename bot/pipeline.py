@@ -1,0 +1,303 @@
+"""Job handlers: write_story -> render_image per scene -> render_video per scene -> deliver.
+
+Every handler is idempotent (the queue is at-least-once): it first looks at what is already done,
+and everything a job changes in the database is written by its ``on_commit`` inside the same
+transaction that finishes the job. Media files are written atomically before that commit, under
+uuid names, so a crash leaves at worst an unreferenced file, never a half-written one.
+
+Consistency: when the image model takes references, scene 1 is drawn first and its image (or the
+user's own reference) goes to every later scene.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from bot.clock import Clock
+from bot.domain import (
+    AssetKind,
+    AssetStatus,
+    GenerationJob,
+    ImageStatus,
+    JobKind,
+    MediaAsset,
+    Modality,
+    Scene,
+    Story,
+    StoryStatus,
+    VideoStatus,
+)
+from bot.errors import ModelUnavailableError, ProviderError
+from bot.jobs import JobContext, JobOutcome, JobQueue, PermanentFailure, Reschedule
+from bot.media import MediaStore
+from bot.providers import ProviderSet
+from bot.providers.base import ImageRequest, ReferenceImage, StoryRequest
+from bot.publish import Publisher
+from bot.registry import Registry
+from bot.routing import ModelRouter, Routed
+from bot.settings import Settings
+from bot.video_stage import VideoStage
+from storage import assets, scenes, stories
+from storage.db import Conn, Database
+
+log = logging.getLogger(__name__)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        queue: JobQueue,
+        registry: Registry,
+        router: ModelRouter,
+        providers: ProviderSet,
+        media: MediaStore,
+        publisher: Publisher,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self.db = db
+        self.queue = queue
+        self.registry = registry
+        self.router = router
+        self.providers = providers
+        self.media = media
+        self.publisher = publisher
+        self.settings = settings
+        self.clock = clock
+        self.video = VideoStage(self)
+
+    def handlers(self) -> dict[JobKind, Any]:
+        from bot.delivery import deliver
+
+        return {
+            JobKind.WRITE_STORY: self.write_story,
+            JobKind.RENDER_IMAGE: self.render_image,
+            JobKind.RENDER_VIDEO: self.video.render,
+            JobKind.DELIVER: lambda job, ctx: deliver(self, job, ctx),
+        }
+
+    # -- shared helpers ---------------------------------------------------------------------------
+
+    async def load(self, story_id: str) -> Story:
+        story = await stories.get(self.db, story_id)
+        if story is None:
+            raise PermanentFailure(f"story {story_id} no longer exists")
+        return story
+
+    async def load_scene(self, scene_id: str) -> tuple[Story, Scene]:
+        scene = await scenes.get(self.db, scene_id)
+        if scene is None:
+            raise PermanentFailure(f"scene {scene_id} no longer exists")
+        return await self.load(scene.story_id), scene
+
+    def provider_of(self, model_key: str | None) -> str | None:
+        spec = self.registry.get(model_key) if model_key else None
+        return spec.provider if spec else None
+
+    async def enqueue(self, conn: Conn, kind: JobKind, story: Story, key: str, **payload: Any) -> None:
+        model = {JobKind.RENDER_IMAGE: story.image_model, JobKind.RENDER_VIDEO: story.video_model}.get(kind)
+        await self.queue.enqueue(
+            kind,
+            {"story_id": story.id, **payload},
+            idempotency_key=key,
+            story_id=story.id,
+            user_id=story.owner_id,
+            provider=self.provider_of(model),
+            conn=conn,
+        )
+
+    async def enqueue_delivery(self, conn: Conn, story: Story, what: str, key: str, scene_id: str | None) -> None:
+        await self.enqueue(conn, JobKind.DELIVER, story, f"deliver:{key}", what=what, scene_id=scene_id)
+
+    async def start_asset(self, job: GenerationJob, scene: Scene, kind: AssetKind, model: str) -> str:
+        """The asset row for this job (its id is the job's), created GENERATING on the first attempt."""
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            if await assets.get_in(conn, job.id) is None:
+                asset = MediaAsset(
+                    id=job.id, story_id=scene.story_id, scene_id=scene.id, kind=kind,
+                    model_requested=model, created_at=now, updated_at=now,
+                )  # fmt: skip
+                await assets.insert(conn, asset)
+                await assets.set_status(conn, job.id, AssetStatus.GENERATING, now=now)
+        return job.id
+
+    async def settle_story(self, conn: Conn, story_id: str, cause: str) -> None:
+        """Finish the story once every scene has reached an end state (called inside a transaction)."""
+        story = await stories.get_in(conn, story_id)
+        if story is None or story.status is not StoryStatus.ILLUSTRATING:
+            return
+        rows = await scenes.list_in(conn, story_id)
+        if len(rows) < story.scene_count or not all(_scene_settled(story, s) for s in rows):
+            return
+        drawn = any(s.image_status is ImageStatus.COMPLETE for s in rows)
+        status = StoryStatus.COMPLETE if drawn else StoryStatus.FAILED
+        error = None if drawn else "no scene could be drawn"
+        await stories.set_status(conn, story_id, status, now=self.clock.now(), error=error)
+        await self.enqueue_delivery(conn, story, "story", f"story:{story_id}:{cause}", None)
+
+    # -- write_story ------------------------------------------------------------------------------
+
+    async def write_story(self, job: GenerationJob, ctx: JobContext) -> JobOutcome | None:
+        story = await self.load(job.payload["story_id"])
+        if story.status is not StoryStatus.QUEUED and story.status is not StoryStatus.WRITING:
+            return None  # already written by an earlier run of this job
+        async with self.db.transaction() as conn:
+            await stories.set_status(conn, story.id, StoryStatus.WRITING, now=self.clock.now())
+        request = StoryRequest(model="", prompt=story.prompt, scene_count=story.scene_count, style=story.style)
+        routed = await self.route(
+            story.text_model,
+            Modality.TEXT,
+            lambda spec: self.providers.text(spec.provider).write_story(request.model_copy(update={"model": spec.api_model})),
+        )
+        draft = routed.value
+        now = self.clock.now()
+        new_scenes = [
+            Scene(story_id=story.id, index=i, text=text, image_model_requested=story.image_model, updated_at=now)
+            for i, text in enumerate(draft.scenes[: story.scene_count])
+        ]
+        anchored = self._anchored(story)
+
+        async def on_commit(conn: Conn) -> None:
+            await stories.update(conn, story.id, now=now, title=draft.title, bible=draft.bible)
+            await stories.set_status(conn, story.id, StoryStatus.ILLUSTRATING, now=now)
+            await scenes.insert_many(conn, new_scenes)
+            first = new_scenes[:1] if anchored else new_scenes
+            for scene in first:
+                await self.enqueue(conn, JobKind.RENDER_IMAGE, story, f"image:{scene.id}:0", scene_id=scene.id)
+            await self.enqueue_delivery(conn, story, "written", f"written:{story.id}", None)
+
+        return JobOutcome(
+            result={"title": draft.title, "model_used": routed.model_used},
+            warnings=routed.warnings,
+            fallback=routed.fallback,
+            on_commit=on_commit,
+        )
+
+    def _anchored(self, story: Story) -> bool:
+        """Scene 1 goes first when its image will be the reference for the others."""
+        spec = self.registry.get(story.image_model)
+        return bool(spec and spec.supports_references and not story.reference_path and story.scene_count > 1)
+
+    # -- render_image -----------------------------------------------------------------------------
+
+    async def render_image(self, job: GenerationJob, ctx: JobContext) -> JobOutcome | None:
+        story, scene = await self.load_scene(job.payload["scene_id"])
+        if scene.image_status is ImageStatus.COMPLETE:
+            return None
+        if scene.image_status is ImageStatus.PENDING:
+            async with self.db.transaction() as conn:
+                await scenes.set_image(conn, scene.id, ImageStatus.GENERATING, now=self.clock.now())
+        await self.start_asset(job, scene, AssetKind.IMAGE, story.image_model)
+        references = await self._references(story, scene)
+        request = ImageRequest(
+            model="",
+            prompt=_image_prompt(story, scene),
+            scene_text=scene.text,
+            references=references,
+            seed=f"{story.id}:{scene.index}",
+        )
+        routed = await self.route(
+            story.image_model,
+            Modality.IMAGE,
+            lambda spec: self.providers.image(spec.provider).generate_image(
+                request.model_copy(update={"model": spec.api_model})
+            ),
+            needs_references=bool(story.reference_path),
+        )
+        ext = "jpg" if routed.value.mime_type == "image/jpeg" else "png"
+        stored = await self.media.write_bytes(story.id, routed.value.data, ext)
+        now = self.clock.now()
+
+        async def on_commit(conn: Conn) -> None:
+            await assets.set_status(
+                conn, job.id, AssetStatus.COMPLETED, now=now, model_used=routed.model_used,
+                fallback_occurred=routed.fallback, path=str(stored.path), bytes=stored.bytes, sha256=stored.sha256,
+                generation_metadata=_metadata(routed, job, routed.value.request_id),
+            )  # fmt: skip
+            await scenes.set_image(
+                conn, scene.id, ImageStatus.COMPLETE, now=now, path=str(stored.path), model_used=routed.model_used
+            )
+            await self.enqueue_delivery(conn, story, "image", f"image:{scene.id}:{job.id}", scene.id)
+            await self.after_image(conn, story, scene, drawn=True)
+
+        return JobOutcome(
+            result={"path": str(stored.path), "model_used": routed.model_used},
+            warnings=routed.warnings,
+            fallback=routed.fallback,
+            on_commit=on_commit,
+        )
+
+    async def after_image(self, conn: Conn, story: Story, scene: Scene, *, drawn: bool) -> None:
+        """Queue what follows an image: its clip, and (for the anchor scene) the other scenes."""
+        if drawn and story.video_mode:
+            await scenes.set_video(conn, scene.id, VideoStatus.PENDING, now=self.clock.now())
+            await self.enqueue(conn, JobKind.RENDER_VIDEO, story, f"video:{scene.id}:0", scene_id=scene.id)
+        if scene.index == 0 and self._anchored(story):
+            for other in (await scenes.list_in(conn, story.id))[1:]:
+                await self.enqueue(conn, JobKind.RENDER_IMAGE, story, f"image:{other.id}:0", scene_id=other.id)
+        await self.settle_story(conn, story.id, f"image:{scene.id}")
+
+    async def _references(self, story: Story, scene: Scene) -> list[ReferenceImage]:
+        if story.reference_path:
+            return [_read_reference(Path(story.reference_path))]
+        if scene.index == 0 or not self._anchored(story):
+            return []
+        first = (await scenes.list_for_story(self.db, story.id))[0]
+        if first.image_status is ImageStatus.COMPLETE and first.image_path:
+            return [_read_reference(Path(first.image_path))]
+        return []
+
+    # -- routing errors -> queue outcomes ---------------------------------------------------------
+
+    async def route(self, requested: str, modality: Modality, invoke: Any, **needs: Any) -> Routed[Any]:
+        try:
+            return await self.router.call(requested, modality, invoke, **needs)
+        except ProviderError as exc:
+            if exc.kind.retry_same_model:
+                raise  # the queue retries with backoff
+            raise PermanentFailure(exc.plain()) from exc
+        except ModelUnavailableError as exc:
+            if exc.retry_after is not None:
+                raise Reschedule(exc.retry_after, str(exc)) from exc
+            raise PermanentFailure(str(exc)) from exc
+
+    async def on_give_up(self, job: GenerationJob, error: str, conn: Conn) -> None:
+        """A job failed for good: mark what it was making as failed, inside the same transaction."""
+        from bot.failures import record_give_up
+
+        await record_give_up(self, job, error, conn)
+
+
+def _scene_settled(story: Story, scene: Scene) -> bool:
+    if scene.image_status is ImageStatus.FAILED:
+        return True
+    if scene.image_status is not ImageStatus.COMPLETE:
+        return False
+    return not story.video_mode or scene.video_status in (VideoStatus.COMPLETE, VideoStatus.FAILED)
+
+
+def _image_prompt(story: Story, scene: Scene) -> str:
+    parts = [story.bible or "", f"Style: {story.style}." if story.style else "", f"Scene {scene.index + 1}: {scene.text}"]
+    return "\n\n".join(part for part in parts if part)
+
+
+def _read_reference(path: Path) -> ReferenceImage:
+    data = path.read_bytes()
+    mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/webp" if data[8:12] == b"WEBP" else "image/png"
+    return ReferenceImage(data=data, mime_type=mime)
+
+
+def _metadata(routed: Routed[Any], job: GenerationJob, request_id: str | None) -> dict[str, Any]:
+    return {
+        "latency_ms": round(routed.latency_ms, 1),
+        "attempts": routed.attempts,
+        "job_attempt": job.attempts,
+        "provider_request_id": request_id,
+        "warnings": routed.warnings,
+    }
+

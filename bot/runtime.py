@@ -1,0 +1,90 @@
+"""Wires the pieces together: database, queue, registry, router, providers, media, pipeline, workers.
+
+The CLI and the Discord app both build one Runtime; tests build it with their own settings,
+clock and publisher.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from bot.clock import Clock, SystemClock
+from bot.jobs import JobQueue, WorkerPool, WorkerStats
+from bot.media import MediaStore
+from bot.pipeline import Pipeline
+from bot.providers import ProviderSet
+from bot.publish import OfflinePublisher, Publisher
+from bot.registry import Registry
+from bot.routing import ModelRouter
+from bot.settings import Settings
+from bot.stories import StoryService
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        publisher: Publisher | None = None,
+        provider_overrides: dict[str, Any] | None = None,
+        out_dir: Path = Path("./out"),
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.db = Database(settings.database_path)
+        self.registry = Registry.load(settings)
+        self.registry.validate_routing(settings.routing)
+        self.providers = ProviderSet(settings, provider_overrides)
+        self.media = MediaStore(settings.media_dir)
+        self.publisher: Publisher = publisher or OfflinePublisher(out_dir)
+        self.queue = JobQueue(
+            self.db, self.clock, lease_s=settings.job_lease_s, max_attempts=settings.job_max_attempts
+        )
+        self.router = ModelRouter(self.registry, self.providers, settings.routing, self.clock)
+        self.stories = StoryService(self.db, self.queue, self.registry, settings, self.clock)
+        self.pipeline = Pipeline(
+            db=self.db,
+            queue=self.queue,
+            registry=self.registry,
+            router=self.router,
+            providers=self.providers,
+            media=self.media,
+            publisher=self.publisher,
+            settings=settings,
+            clock=self.clock,
+        )
+
+    async def open(self) -> Runtime:
+        await self.db.open()
+        return self
+
+    async def close(self) -> None:
+        await self.providers.aclose()
+        await self.db.close()
+
+    async def __aenter__(self) -> Runtime:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def worker(self, **overrides: Any) -> WorkerPool:
+        options: dict[str, Any] = {
+            "concurrency": self.settings.worker_concurrency,
+            "provider_limit": self.settings.provider_concurrency,
+            "user_limit": self.settings.user_concurrency,
+            "clock": self.clock,
+            "lease_s": self.settings.job_lease_s,
+            "on_give_up": self.pipeline.on_give_up,
+        }
+        options.update(overrides)
+        return WorkerPool(self.queue, self.pipeline.handlers(), **options)
+
+    async def run_until_empty(self, **overrides: Any) -> WorkerStats:
+        return await self.worker(**overrides).run_until_empty()

@@ -1,0 +1,126 @@
+"""Creating stories: validate every user input, then store the story and queue its first job atomically.
+
+Both the CLI and the Discord cog call ``StoryService.create``; neither touches storage directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.clock import Clock
+from bot.domain import JobKind, Modality, Story
+from bot.errors import UserInputError
+from bot.jobs import JobQueue
+from bot.registry import Registry
+from bot.settings import Settings
+from storage import stories as story_rows
+from storage.db import Database
+
+MAX_PROMPT_CHARS = 1000
+MAX_STYLE_CHARS = 200
+MIN_SCENES, MAX_SCENES = 1, 10
+
+
+@dataclass(frozen=True)
+class StoryOptions:
+    prompt: str
+    scenes: int = 4
+    video: bool = False
+    text_model: str | None = None
+    image_model: str | None = None
+    video_model: str | None = None
+    style: str | None = None
+    reference_path: Path | None = None
+    guild_id: int | None = None
+    channel_id: int | None = None
+    owner_id: int | None = None
+    out_dir: Path | None = None
+
+
+def clean_prompt(prompt: str) -> str:
+    text = " ".join(prompt.split())
+    if not text:
+        raise UserInputError("the prompt is empty: describe the story you want, e.g. 'a fox who learns to fly'")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise UserInputError(f"the prompt is {len(text)} characters long; keep it to {MAX_PROMPT_CHARS} or fewer")
+    return text
+
+
+def check_scene_count(scenes: int) -> int:
+    if not MIN_SCENES <= scenes <= MAX_SCENES:
+        raise UserInputError(f"scenes must be between {MIN_SCENES} and {MAX_SCENES} (got {scenes})")
+    return scenes
+
+
+def clean_style(style: str | None) -> str | None:
+    if style is None:
+        return None
+    text = " ".join(style.split())
+    if len(text) > MAX_STYLE_CHARS:
+        raise UserInputError(f"the style is {len(text)} characters long; keep it to {MAX_STYLE_CHARS} or fewer")
+    return text or None
+
+
+class StoryService:
+    def __init__(self, db: Database, queue: JobQueue, registry: Registry, settings: Settings, clock: Clock) -> None:
+        self.db = db
+        self.queue = queue
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+
+    def default_model(self, modality: Modality) -> str:
+        return self.settings.routing[modality].primary_model
+
+    def validate(self, options: StoryOptions) -> Story:
+        """Build the Story row from options, or raise UserInputError. Touches nothing."""
+        prompt = clean_prompt(options.prompt)
+        scenes = check_scene_count(options.scenes)
+        style = clean_style(options.style)
+        text = self.registry.require_usable(options.text_model or self.default_model(Modality.TEXT), Modality.TEXT)
+        image = self.registry.require_usable(
+            options.image_model or self.default_model(Modality.IMAGE), Modality.IMAGE
+        )
+        video_key = None
+        if options.video:
+            video_key = self.registry.require_usable(
+                options.video_model or self.default_model(Modality.VIDEO), Modality.VIDEO
+            ).key
+        elif options.video_model:
+            raise UserInputError("a video model was given without video: turn video on, or leave the model out")
+        if options.reference_path is not None and not image.supports_references:
+            raise UserInputError(f"{image.key} cannot take a reference image; pick a model tagged 'refs'")
+        now = self.clock.now()
+        return Story(
+            guild_id=options.guild_id,
+            channel_id=options.channel_id,
+            owner_id=options.owner_id,
+            prompt=prompt,
+            style=style,
+            text_model=text.key,
+            image_model=image.key,
+            video_model=video_key,
+            video_mode=options.video,
+            reference_path=str(options.reference_path) if options.reference_path else None,
+            scene_count=scenes,
+            out_dir=str(options.out_dir) if options.out_dir else None,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def create(self, options: StoryOptions) -> Story:
+        """Validate, then store the story and its write_story job in one transaction."""
+        story = self.validate(options)
+        async with self.db.transaction() as conn:
+            await story_rows.insert(conn, story)
+            await self.queue.enqueue(
+                JobKind.WRITE_STORY,
+                {"story_id": story.id},
+                idempotency_key=f"write:{story.id}",
+                story_id=story.id,
+                user_id=story.owner_id,
+                provider=self.registry.resolve(story.text_model).provider,
+                conn=conn,
+            )
+        return story

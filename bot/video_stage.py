@@ -1,0 +1,123 @@
+"""render_video: submit once, save the provider's request id at once, poll by rescheduling, download.
+
+No worker slot is held while a provider renders: between polls the job sits in the queue with a
+``run_after``. A crash anywhere after submit resumes polling the saved id, so no second video is
+paid for. The download is streamed to a temp file, checked to be a playable MP4, then renamed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, VideoStatus
+from bot.jobs import JobContext, JobOutcome, PermanentFailure, Reschedule
+from bot.media import MediaError, probe_video
+from bot.providers.base import ReferenceImage, VideoRequest, VideoState
+from storage import assets, scenes
+from storage.db import Conn
+
+if TYPE_CHECKING:
+    from bot.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 5.0
+LOCAL_POLL_INTERVAL_S = 0.0
+_SEPARATOR = "|"  # remote ids are stored as "<model key>|<provider request id>"
+
+
+def encode_remote(model_key: str, request_id: str) -> str:
+    return f"{model_key}{_SEPARATOR}{request_id}"
+
+
+def decode_remote(remote_id: str) -> tuple[str, str]:
+    model_key, _, request_id = remote_id.partition(_SEPARATOR)
+    return model_key, request_id
+
+
+class VideoStage:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.p = pipeline
+
+    async def render(self, job: GenerationJob, ctx: JobContext) -> JobOutcome | None:
+        story, scene = await self.p.load_scene(job.payload["scene_id"])
+        if scene.video_status is VideoStatus.COMPLETE:
+            return None
+        if scene.image_status is not ImageStatus.COMPLETE or not scene.image_path:
+            raise PermanentFailure("the scene has no image to animate")
+        model_requested = story.video_model or self.p.settings.routing[Modality.VIDEO].primary_model
+        remote = job.remote_id or await self._submit(job, ctx, scene.id, Path(scene.image_path), model_requested)
+        model_used, request_id = decode_remote(remote)
+        provider = self.p.providers.video(self.p.registry.resolve(model_used).provider)
+        poll = await provider.poll_video(request_id)
+        if poll.state is VideoState.PENDING:
+            spec = self.p.registry.resolve(model_used)
+            delay = LOCAL_POLL_INTERVAL_S if spec.provider == "local" else POLL_INTERVAL_S
+            raise Reschedule(delay, f"{model_used} is still rendering ({poll.progress or 0}%)")
+        if poll.state is VideoState.FAILED:
+            raise PermanentFailure(f"{model_used} could not make the clip: {poll.error or 'no reason given'}")
+        final = self.p.media.path_for(story.id, "mp4")
+        temp = self.p.media.temp_path(final)
+        try:
+            await provider.download_video(poll, request_id, temp)
+            probe_video(temp)
+            stored = await self.p.media.commit(temp, final)
+        except MediaError as exc:
+            temp.unlink(missing_ok=True)
+            raise RuntimeError(f"the clip from {model_used} did not decode: {exc}") from exc  # retried
+        finally:
+            temp.unlink(missing_ok=True)
+        now = self.p.clock.now()
+        fallback = model_used != self.p.registry.canonical(model_requested)
+        warnings = [f"{model_requested} was unavailable; animated with {model_used} instead"] if fallback else []
+
+        async def on_commit(conn: Conn) -> None:
+            await assets.set_status(
+                conn, job.id, AssetStatus.COMPLETED, now=now, model_used=model_used, fallback_occurred=fallback,
+                path=str(stored.path), bytes=stored.bytes, sha256=stored.sha256,
+                generation_metadata={"provider_request_id": request_id, "warnings": warnings, "polls": job.attempts},
+            )  # fmt: skip
+            await scenes.set_video(conn, scene.id, VideoStatus.COMPLETE, now=now, path=str(stored.path),
+                                   model_used=model_used, error=None)  # fmt: skip
+            await self.p.enqueue_delivery(conn, story, "video", f"video:{scene.id}:{job.id}", scene.id)
+            await self.p.settle_story(conn, story.id, f"video:{scene.id}")
+
+        return JobOutcome(
+            result={"path": str(stored.path), "model_used": model_used},
+            warnings=warnings,
+            fallback=fallback,
+            on_commit=on_commit,
+        )
+
+    async def _submit(self, job: GenerationJob, ctx: JobContext, scene_id: str, image: Path, requested: str) -> str:
+        """Submit the clip and persist the provider's request id before anything else can fail."""
+        story, scene = await self.p.load_scene(scene_id)
+        if scene.video_status is VideoStatus.PENDING:
+            async with self.p.db.transaction() as conn:
+                await scenes.set_video(
+                    conn, scene.id, VideoStatus.GENERATING, now=self.p.clock.now(), model_requested=requested
+                )
+        await self.p.start_asset(job, scene, AssetKind.VIDEO, requested)
+        data = image.read_bytes()
+        mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
+        duration = self.p.settings.video_duration_s
+        request = VideoRequest(
+            model="",
+            prompt=f"{story.bible or ''}\n\n{scene.text}".strip(),
+            image=ReferenceImage(data=data, mime_type=mime),
+            duration_s=duration,
+            seed=f"{story.id}:{scene.index}",
+        )
+        routed = await self.p.route(
+            requested,
+            Modality.VIDEO,
+            lambda spec: self.p.providers.video(spec.provider).submit_video(
+                request.model_copy(update={"model": spec.api_model})
+            ),
+        )
+        remote = encode_remote(routed.model_used, routed.value)
+        await ctx.set_remote_id(remote)
+        log.info("job %s: %s accepted the clip as %s", job.id, routed.model_used, routed.value)
+        return remote

@@ -1,0 +1,81 @@
+"""SQL for the ``media_assets`` table: one row per generated file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.domain import ASSET_TRANSITIONS, AssetKind, AssetStatus, MediaAsset, check_transition
+from storage.db import Conn, Database, Row, dumps, loads
+
+_FIELDS = (
+    "id", "story_id", "scene_id", "kind", "status", "model_requested", "model_used", "fallback_occurred",
+    "generation_metadata", "path", "bytes", "sha256", "created_at", "updated_at",
+)  # fmt: skip
+_COLUMNS = ", ".join(_FIELDS)
+_FINISH_FIELDS = frozenset({"model_used", "fallback_occurred", "generation_metadata", "path", "bytes", "sha256"})
+
+
+def _asset(row: Row) -> MediaAsset:
+    data = dict(row)
+    data["fallback_occurred"] = bool(data["fallback_occurred"])
+    data["generation_metadata"] = loads(data["generation_metadata"], {})
+    return MediaAsset(**data)
+
+
+async def insert(conn: Conn, asset: MediaAsset) -> MediaAsset:
+    values = asset.model_dump()
+    values["fallback_occurred"] = int(asset.fallback_occurred)
+    values["generation_metadata"] = dumps(asset.generation_metadata)
+    placeholders = ", ".join(f":{name}" for name in _FIELDS)
+    await conn.execute(f"INSERT INTO media_assets ({_COLUMNS}) VALUES ({placeholders})", values)
+    return asset
+
+
+async def get(db: Database, asset_id: str) -> MediaAsset | None:
+    row = await db.fetchone(f"SELECT {_COLUMNS} FROM media_assets WHERE id = ?", (asset_id,))
+    return _asset(row) if row else None
+
+
+async def get_in(conn: Conn, asset_id: str) -> MediaAsset | None:
+    async with conn.execute(f"SELECT {_COLUMNS} FROM media_assets WHERE id = ?", (asset_id,)) as cursor:
+        row = await cursor.fetchone()
+    return _asset(row) if row else None
+
+
+async def set_status(conn: Conn, asset_id: str, status: AssetStatus, *, now: float, **fields: Any) -> None:
+    unknown = set(fields) - _FINISH_FIELDS
+    if unknown:
+        raise ValueError(f"assets.set_status cannot set {sorted(unknown)}")
+    asset = await get_in(conn, asset_id)
+    if asset is None:
+        raise LookupError(f"asset {asset_id} does not exist")
+    check_transition(ASSET_TRANSITIONS, asset.status, status)
+    if "generation_metadata" in fields:
+        fields["generation_metadata"] = dumps({**asset.generation_metadata, **fields["generation_metadata"]})
+    if "fallback_occurred" in fields:
+        fields["fallback_occurred"] = int(fields["fallback_occurred"])
+    columns = {"status": str(status), **fields}
+    assignments = ", ".join(f"{column} = :{column}" for column in columns)
+    await conn.execute(
+        f"UPDATE media_assets SET {assignments}, updated_at = :now WHERE id = :id", {**columns, "now": now, "id": asset_id}
+    )
+
+
+async def list_for_scene(db: Database, scene_id: str, kind: AssetKind | None = None) -> list[MediaAsset]:
+    if kind is None:
+        rows = await db.fetchall(
+            f"SELECT {_COLUMNS} FROM media_assets WHERE scene_id = ? ORDER BY created_at", (scene_id,)
+        )
+    else:
+        rows = await db.fetchall(
+            f"SELECT {_COLUMNS} FROM media_assets WHERE scene_id = ? AND kind = ? ORDER BY created_at",
+            (scene_id, kind),
+        )
+    return [_asset(row) for row in rows]
+
+
+async def list_for_story(db: Database, story_id: str) -> list[MediaAsset]:
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM media_assets WHERE story_id = ? ORDER BY created_at", (story_id,)
+    )
+    return [_asset(row) for row in rows]

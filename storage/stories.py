@@ -1,0 +1,99 @@
+"""SQL for the ``stories`` table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.domain import STORY_TRANSITIONS, Story, StoryStatus, check_transition
+from storage.db import Conn, Database, Row
+
+_COLUMNS = (
+    "id, guild_id, channel_id, thread_id, owner_id, prompt, title, style, bible, text_model, image_model, "
+    "video_model, video_mode, reference_path, scene_count, status, error, storyboard_message_id, out_dir, "
+    "created_at, updated_at"
+)
+
+# Columns a caller may change with update(); status goes through set_status() so its table is checked.
+_UPDATABLE = frozenset({"title", "style", "bible", "thread_id", "storyboard_message_id", "out_dir", "error"})
+
+
+def _story(row: Row) -> Story:
+    data = dict(row)
+    data["video_mode"] = bool(data["video_mode"])
+    return Story(**data)
+
+
+async def insert(conn: Conn, story: Story) -> Story:
+    values = story.model_dump()
+    values["video_mode"] = int(story.video_mode)
+    placeholders = ", ".join(f":{name.strip()}" for name in _COLUMNS.split(","))
+    await conn.execute(f"INSERT INTO stories ({_COLUMNS}) VALUES ({placeholders})", values)
+    return story
+
+
+async def get(db: Database, story_id: str) -> Story | None:
+    row = await db.fetchone(f"SELECT {_COLUMNS} FROM stories WHERE id = ?", (story_id,))
+    return _story(row) if row else None
+
+
+async def get_in(conn: Conn, story_id: str) -> Story | None:
+    """Read inside an open transaction."""
+    async with conn.execute(f"SELECT {_COLUMNS} FROM stories WHERE id = ?", (story_id,)) as cursor:
+        row = await cursor.fetchone()
+    return _story(row) if row else None
+
+
+async def update(conn: Conn, story_id: str, *, now: float, **fields: Any) -> None:
+    unknown = set(fields) - _UPDATABLE
+    if unknown:
+        raise ValueError(f"stories.update cannot set {sorted(unknown)}")
+    if not fields:
+        return
+    assignments = ", ".join(f"{name} = :{name}" for name in fields)
+    await conn.execute(
+        f"UPDATE stories SET {assignments}, updated_at = :now WHERE id = :id", {**fields, "now": now, "id": story_id}
+    )
+
+
+async def set_status(
+    conn: Conn, story_id: str, status: StoryStatus, *, now: float, error: str | None = None
+) -> StoryStatus:
+    """Move a story along its transition table; returns the previous status. Illegal moves raise."""
+    async with conn.execute("SELECT status FROM stories WHERE id = ?", (story_id,)) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        raise LookupError(f"story {story_id} does not exist")
+    current = StoryStatus(row["status"])
+    check_transition(STORY_TRANSITIONS, current, status)
+    await conn.execute(
+        "UPDATE stories SET status = ?, error = ?, updated_at = ? WHERE id = ?", (status, error, now, story_id)
+    )
+    return current
+
+
+async def list_for_owner(
+    db: Database, *, guild_id: int | None, owner_id: int | None, limit: int = 10, offset: int = 0
+) -> list[Story]:
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM stories WHERE guild_id IS ? AND owner_id IS ? "
+        "ORDER BY created_at DESC LIMIT ? OFFSET ?",
+        (guild_id, owner_id, limit, offset),
+    )
+    return [_story(row) for row in rows]
+
+
+async def list_all(db: Database, *, limit: int = 50) -> list[Story]:
+    rows = await db.fetchall(f"SELECT {_COLUMNS} FROM stories ORDER BY created_at DESC LIMIT ?", (limit,))
+    return [_story(row) for row in rows]
+
+
+async def unfinished(db: Database) -> list[Story]:
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM stories WHERE status IN ('queued', 'writing', 'illustrating') ORDER BY created_at"
+    )
+    return [_story(row) for row in rows]
+
+
+async def delete(conn: Conn, story_id: str) -> bool:
+    cursor = await conn.execute("DELETE FROM stories WHERE id = ?", (story_id,))
+    return cursor.rowcount > 0

@@ -1,0 +1,85 @@
+"""Kill the CLI with SIGKILL mid-story, then `storybot work` finishes it: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+STORYBOT = [sys.executable, "-m", "bot.cli"]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "DISCORD_TOKEN"}
+    env.update(DATABASE_PATH=str(tmp_path / "storybot.db"), MEDIA_DIR=str(tmp_path / "media"))
+    return env
+
+
+def _count(db: Path, sql: str) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+        try:
+            return int(conn.execute(sql).fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0  # not migrated yet
+
+
+# Moments to kill at, as "this query has reached 1": after the text, after the first image, mid-video.
+KILL_POINTS = {
+    "after_writing": "SELECT count(*) FROM scenes",
+    "after_first_image": "SELECT count(*) FROM scenes WHERE image_status = 'complete'",
+    "while_animating": "SELECT count(*) FROM jobs WHERE kind = 'render_video' AND remote_id IS NOT NULL",
+}
+
+
+@pytest.mark.parametrize("moment", list(KILL_POINTS))
+def test_sigkill_then_work_completes_the_story(tmp_path: Path, moment: str) -> None:
+    env, db = _env(tmp_path), tmp_path / "storybot.db"
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [*STORYBOT, "story", "a clockmaker who repairs time", "--scenes", "3", "--video", "--out", str(out)],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while _count(db, KILL_POINTS[moment]) < 1:
+        assert proc.poll() is None, f"the story ended before {moment}: {proc.stderr.read() if proc.stderr else ''}"
+        assert time.monotonic() < deadline, f"never reached {moment}"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    if proc.stderr:
+        proc.stderr.close()
+
+    finished = subprocess.run([*STORYBOT, "work"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+
+    with sqlite3.connect(db) as conn:
+        (status,) = conn.execute("SELECT status FROM stories").fetchone()
+        assert status == "complete"
+        assert conn.execute("SELECT count(*) FROM jobs WHERE status != 'succeeded'").fetchone()[0] == 0
+        # Exactly one finished image and one finished clip per scene: nothing rendered twice.
+        per_scene = conn.execute(
+            "SELECT scene_id, kind, count(*) FROM media_assets WHERE status = 'COMPLETED' GROUP BY scene_id, kind"
+        ).fetchall()
+        assert len(per_scene) == 6 and all(count == 1 for _, _, count in per_scene)
+        assert conn.execute("SELECT count(*) FROM media_assets WHERE status != 'COMPLETED'").fetchone()[0] == 0
+        paths = conn.execute("SELECT image_path, video_path FROM scenes").fetchall()
+        keys = [row[0] for row in conn.execute("SELECT key FROM deliveries")]
+    assert len(keys) == len(set(keys)) == 3 + 3 + 2  # images, clips, written + finished
+    for image_path, video_path in paths:
+        with Image.open(image_path) as image:
+            image.verify()
+        with av.open(video_path) as container:
+            assert sum(1 for _ in container.decode(video=0)) > 0
+    assert not list(tmp_path.rglob("*.part"))
