@@ -35,7 +35,7 @@ from bot.media import MediaStore
 from bot.providers import ProviderSet
 from bot.providers.base import ImageRequest, ReferenceImage, StoryRequest
 from bot.publish import Publisher
-from bot.registry import Registry
+from bot.registry import ModelSpec, Registry
 from bot.routing import ModelRouter, Routed
 from bot.settings import Settings
 from bot.video_stage import VideoStage
@@ -152,7 +152,9 @@ class Pipeline:
         routed = await self.route(
             story.text_model,
             Modality.TEXT,
-            lambda spec: self.providers.text(spec.provider).write_story(request.model_copy(update={"model": spec.api_model})),
+            lambda spec: self.providers.text(spec.provider).write_story(
+                request.model_copy(update={"model": spec.api_model})
+            ),
         )
         draft = routed.value
         now = self.clock.now()
@@ -204,9 +206,7 @@ class Pipeline:
         routed = await self.route(
             story.image_model,
             Modality.IMAGE,
-            lambda spec: self.providers.image(spec.provider).generate_image(
-                request.model_copy(update={"model": spec.api_model})
-            ),
+            lambda spec: self.providers.image(spec.provider).generate_image(_for_model(request, spec)),
             needs_references=bool(story.reference_path),
         )
         ext = "jpg" if routed.value.mime_type == "image/jpeg" else "png"
@@ -282,8 +282,18 @@ def _scene_settled(story: Story, scene: Scene) -> bool:
 
 
 def _image_prompt(story: Story, scene: Scene) -> str:
-    parts = [story.bible or "", f"Style: {story.style}." if story.style else "", f"Scene {scene.index + 1}: {scene.text}"]
+    parts = [
+        story.bible or "",
+        f"Style: {story.style}." if story.style else "",
+        f"Scene {scene.index + 1}: {scene.text}",
+    ]
     return "\n\n".join(part for part in parts if part)
+
+
+def _for_model(request: ImageRequest, spec: ModelSpec) -> ImageRequest:
+    """The request as one model takes it: its API id, and only as many references as it accepts."""
+    references = request.references[: spec.max_reference_images] if spec.supports_references else []
+    return request.model_copy(update={"model": spec.api_model, "references": references})
 
 
 def _read_reference(path: Path) -> ReferenceImage:
@@ -300,4 +310,3 @@ def _metadata(routed: Routed[Any], job: GenerationJob, request_id: str | None) -
         "provider_request_id": request_id,
         "warnings": routed.warnings,
     }
-

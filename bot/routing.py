@@ -1,10 +1,19 @@
-"""ModelRouter: pick a model for a job, call it, fall back along the chain, and say what happened.
+"""ModelRouter: choose a model, retry it, fall back along the chain, and say what happened.
 
-The chain for a request is: the requested model, then the modality's configured fallbacks, then the
-local model of that modality as the last resort. A model is skipped when it is unusable (no key,
-retired, cooling down) or cannot do the job (reference images, duration). Errors arrive already
-classified (``ProviderError.kind``); a content-policy block ends the attempt without fallback, so
-the user is asked to rephrase rather than silently getting another model's interpretation.
+The chain for a request is the requested model, then the modality's configured fallbacks, then
+the local model as the last resort. A model is skipped when it is unusable (no key, retired,
+cooling down), cannot do the job (reference images, duration) or its breaker is open. The
+decision reads only memory.
+
+Errors arrive classified (``ProviderError.kind``):
+- rate_limited / transient: retried on the same model with exponential backoff and jitter
+  (tenacity, on the injected clock), honouring the provider's Retry-After; a wait longer than
+  ``max_inline_wait_s`` is not slept through: the router moves on to the next model.
+- content_policy: raised at once, no retry and no fallback, so the user can rephrase.
+- auth / quota_exhausted / model_retired: the model is benched (cooldown), then fallback.
+- bad_request: fallback (another API may accept the request).
+When every model is unusable only for a while (breaker open, long Retry-After), the router raises
+ModelUnavailableError with ``retry_after`` so the queue defers the job without spending an attempt.
 """
 
 from __future__ import annotations
@@ -15,10 +24,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from bot.breaker import Breakers, Cooldowns
 from bot.clock import Clock
 from bot.domain import Modality, RoutingConfig
 from bot.errors import ErrorKind, ModelUnavailableError, ProviderError
-from bot.providers import ProviderSet
 from bot.registry import ModelSpec, Registry
 
 log = logging.getLogger(__name__)
@@ -26,6 +37,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LOCAL_LAST_RESORT = {Modality.TEXT: "local-template", Modality.IMAGE: "local-sketch", Modality.VIDEO: "local-kenburns"}
+VERB = {Modality.TEXT: "written", Modality.IMAGE: "drawn", Modality.VIDEO: "animated"}
 
 
 @dataclass
@@ -42,23 +54,49 @@ class Routed(Generic[T]):
         return self.model_used != self.model_requested
 
 
+@dataclass(frozen=True)
+class CallRecord:
+    model_key: str
+    started_at: float
+    latency_ms: float
+    error_kind: ErrorKind | None
+    fallback: bool
+
+
+CallListener = Callable[[CallRecord], None]
+
+
+@dataclass
+class _Tally:
+    tries: int = 0
+
+
 class ModelRouter:
     def __init__(
         self,
         registry: Registry,
-        providers: ProviderSet,
         routing: dict[Modality, RoutingConfig],
         clock: Clock,
+        *,
+        breakers: Breakers | None = None,
+        cooldowns: Cooldowns | None = None,
+        max_inline_wait_s: float = 20.0,
+        max_backoff_s: float = 30.0,
     ) -> None:
         self.registry = registry
-        self.providers = providers
         self.routing = routing
         self.clock = clock
+        self.breakers = breakers or Breakers(clock)
+        self.cooldowns = cooldowns or Cooldowns(clock)
+        self.max_inline_wait_s = max_inline_wait_s
+        self.max_backoff_s = max_backoff_s
+        self.listeners: list[CallListener] = []
+        registry.set_cooldown_hook(self.cooldowns.remaining)
 
     def chain(
         self, requested: str, modality: Modality, *, needs_references: bool = False, duration_s: int | None = None
     ) -> list[ModelSpec]:
-        """Usable models able to do this job, in the order they will be tried."""
+        """Usable models able to do this job, in the order they will be tried (breakers aside)."""
         keys = [self.registry.canonical(requested), *self.routing[modality].chain, LOCAL_LAST_RESORT[modality]]
         chosen: list[ModelSpec] = []
         for key in dict.fromkeys(keys):
@@ -81,33 +119,106 @@ class ModelRouter:
         needs_references: bool = False,
         duration_s: int | None = None,
     ) -> Routed[T]:
+        requested_key = self.registry.canonical(requested)
         chain = self.chain(requested, modality, needs_references=needs_references, duration_s=duration_s)
-        if not chain:
-            raise ModelUnavailableError(f"no {modality.value} model can do this job right now")
+        config = self.routing[modality]
         warnings: list[str] = []
-        attempts = 0
+        waits: list[float] = []  # how long until a skipped model could be tried again
         last_error: ProviderError | None = None
+        attempts = 0
         for spec in chain:
-            attempts += 1
-            started = time.perf_counter()
+            if not self.breakers.allow(spec.key):
+                waits.append(self.breakers.reopen_in(spec.key))
+                warnings.append(f"{spec.key} is paused after repeated failures")
+                continue
+            fallback = spec.key != requested_key
+            tally = _Tally()
             try:
-                value = await invoke(spec)
+                value, latency_ms = await self._try_model(spec, config, invoke, fallback, tally)
             except ProviderError as exc:
-                exc.model = exc.model or spec.key
+                attempts += tally.tries
                 last_error = exc
-                log.warning("%s failed (%s): %s", spec.key, exc.kind.value, exc)
                 if exc.kind is ErrorKind.CONTENT_POLICY:
                     raise
+                if exc.retry_after is not None and exc.kind.retry_same_model:
+                    waits.append(exc.retry_after)
                 warnings.append(exc.plain())
                 continue
+            attempts += tally.tries
+            if fallback:
+                reason = "; ".join(warnings) or f"{requested_key} was unavailable"
+                warnings = [f"{reason}; {VERB[modality]} with {spec.key} instead"]
+            return Routed(value, requested_key, spec.key, attempts, latency_ms, warnings)
+        if waits and (last_error is None or last_error.kind.retry_same_model):
+            raise ModelUnavailableError(
+                f"no {modality.value} model can take this job right now ({'; '.join(warnings)})",
+                retry_after=max(min(waits), 1.0),
+            )
+        if last_error is not None:
+            raise last_error
+        raise ModelUnavailableError(f"no {modality.value} model can do this job right now")
+
+    async def _try_model(
+        self,
+        spec: ModelSpec,
+        config: RoutingConfig,
+        invoke: Callable[[ModelSpec], Awaitable[T]],
+        fallback: bool,
+        tally: _Tally,
+    ) -> tuple[T, float]:
+        """Call one model with up to ``config.max_retries`` tries; return (value, latency_ms)."""
+        backoff = wait_exponential_jitter(initial=config.retry_delay_ms / 1000, max=self.max_backoff_s)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, ProviderError) and exc.retry_after is not None:
+                return exc.retry_after
+            return float(backoff(state))
+
+        def retryable(exc: BaseException) -> bool:
+            if not isinstance(exc, ProviderError) or not exc.kind.retry_same_model:
+                return False
+            if exc.retry_after is not None and exc.retry_after > self.max_inline_wait_s:
+                return False  # not worth holding a worker: fall back, or defer the job
+            return self.breakers.allow(spec.key)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(config.max_retries),
+            wait=wait,
+            retry=retry_if_exception(retryable),
+            sleep=self.clock.sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                tally.tries += 1
+                value, latency_ms = await self._once(spec, invoke, fallback)
+        return value, latency_ms
+
+    async def _once(
+        self, spec: ModelSpec, invoke: Callable[[ModelSpec], Awaitable[T]], fallback: bool
+    ) -> tuple[T, float]:
+        started_at, started = self.clock.now(), time.perf_counter()
+        try:
+            value = await invoke(spec)
+        except ProviderError as exc:
+            exc.model = exc.model or spec.key
             latency_ms = (time.perf_counter() - started) * 1000
-            if spec.key != chain[0].key or spec.key != self.registry.canonical(requested):
-                reason = "; ".join(warnings) or f"{self.registry.canonical(requested)} was unavailable"
-                warnings = [f"{reason}; {_verb(modality)} with {spec.key} instead"]
-            return Routed(value, self.registry.canonical(requested), spec.key, attempts, latency_ms, warnings)
-        assert last_error is not None
-        raise last_error
+            self.breakers.record_failure(spec.key, exc.kind)
+            if exc.kind.disables_model:
+                seconds = self.cooldowns.bench(spec.key, exc.kind)
+                log.warning("%s benched for %.0f s: %s", spec.key, seconds, exc.kind.value)
+            log.warning("%s failed (%s): %s", spec.key, exc.kind.value, exc)
+            self._emit(CallRecord(spec.key, started_at, latency_ms, exc.kind, fallback))
+            raise
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.breakers.record_success(spec.key)
+        self._emit(CallRecord(spec.key, started_at, latency_ms, None, fallback))
+        return value, latency_ms
 
-
-def _verb(modality: Modality) -> str:
-    return {Modality.TEXT: "written", Modality.IMAGE: "drawn", Modality.VIDEO: "animated"}[modality]
+    def _emit(self, record: CallRecord) -> None:
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:  # a metrics hook must never break a generation
+                log.exception("call listener failed")

@@ -43,10 +43,8 @@ class Runtime:
         self.providers = ProviderSet(settings, provider_overrides)
         self.media = MediaStore(settings.media_dir)
         self.publisher: Publisher = publisher or OfflinePublisher(out_dir)
-        self.queue = JobQueue(
-            self.db, self.clock, lease_s=settings.job_lease_s, max_attempts=settings.job_max_attempts
-        )
-        self.router = ModelRouter(self.registry, self.providers, settings.routing, self.clock)
+        self.queue = JobQueue(self.db, self.clock, lease_s=settings.job_lease_s, max_attempts=settings.job_max_attempts)
+        self.router = ModelRouter(self.registry, settings.routing, self.clock)
         self.stories = StoryService(self.db, self.queue, self.registry, settings, self.clock)
         self.pipeline = Pipeline(
             db=self.db,

@@ -57,7 +57,8 @@ async def set_status(conn: Conn, asset_id: str, status: AssetStatus, *, now: flo
     columns = {"status": str(status), **fields}
     assignments = ", ".join(f"{column} = :{column}" for column in columns)
     await conn.execute(
-        f"UPDATE media_assets SET {assignments}, updated_at = :now WHERE id = :id", {**columns, "now": now, "id": asset_id}
+        f"UPDATE media_assets SET {assignments}, updated_at = :now WHERE id = :id",
+        {**columns, "now": now, "id": asset_id},
     )
 
 
@@ -75,7 +76,5 @@ async def list_for_scene(db: Database, scene_id: str, kind: AssetKind | None = N
 
 
 async def list_for_story(db: Database, story_id: str) -> list[MediaAsset]:
-    rows = await db.fetchall(
-        f"SELECT {_COLUMNS} FROM media_assets WHERE story_id = ? ORDER BY created_at", (story_id,)
-    )
+    rows = await db.fetchall(f"SELECT {_COLUMNS} FROM media_assets WHERE story_id = ? ORDER BY created_at", (story_id,))
     return [_asset(row) for row in rows]

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -126,20 +126,29 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
-        """A write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any exception."""
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any exception.
+
+        BEGIN, COMMIT and ROLLBACK are shielded from cancellation: aiosqlite keeps running a
+        statement whose await was cancelled, so an unshielded BEGIN could leave a transaction open
+        on the shared connection and break every later write.
+        """
         async with self._write_lock:
             conn = self.conn
             try:
-                await conn.execute("BEGIN IMMEDIATE")
+                await _uncancellable(conn.execute("BEGIN IMMEDIATE"), undo=conn)
             except sqlite3.OperationalError as exc:
                 raise StorageError(f"the database is busy: {exc}") from exc
             try:
                 yield conn
             except BaseException:
-                await conn.execute("ROLLBACK")
+                await _uncancellable(conn.execute("ROLLBACK"))
                 raise
             else:
-                await conn.execute("COMMIT")
+                try:
+                    await _uncancellable(conn.execute("COMMIT"))
+                except sqlite3.OperationalError:
+                    await _uncancellable(conn.execute("ROLLBACK"))
+                    raise
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         async with self.conn.execute(sql, tuple(params)) as cursor:
@@ -156,6 +165,21 @@ class Database:
         dest.parent.mkdir(parents=True, exist_ok=True)
         async with self._write_lock:
             await self.conn.execute("VACUUM INTO ?", (str(dest),))
+
+
+async def _uncancellable(statement: Awaitable[Any], *, undo: Conn | None = None) -> None:
+    """Run a statement to its end even if the caller is cancelled; then re-raise the cancellation.
+
+    With ``undo``, a statement that completed after a cancellation is rolled back (used for BEGIN).
+    """
+    task = asyncio.ensure_future(statement)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})
+        if undo is not None and not task.cancelled() and task.exception() is None:
+            await undo.execute("ROLLBACK")
+        raise
 
 
 def _split_sql(script: str) -> list[str]:

@@ -1,0 +1,21 @@
+"""The durable job queue (over storage/jobs.py) and the worker pool that runs it."""
+
+from __future__ import annotations
+
+from bot.jobs.contract import GiveUpHook, Handler, JobContext, JobOutcome, LeaseLost, PermanentFailure, Reschedule
+from bot.jobs.queue import JobQueue
+from bot.jobs.worker import WorkerPool, WorkerStats, make_owner
+
+__all__ = [
+    "GiveUpHook",
+    "Handler",
+    "JobContext",
+    "JobOutcome",
+    "JobQueue",
+    "LeaseLost",
+    "PermanentFailure",
+    "Reschedule",
+    "WorkerPool",
+    "WorkerStats",
+    "make_owner",
+]

@@ -1,0 +1,177 @@
+"""JobQueue: the service face of the durable queue (storage/jobs.py holds the SQL).
+
+Writes that take ``conn`` join the caller's ``db.transaction()``; without it they commit alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
+
+from bot.clock import Clock
+from bot.domain import GenerationJob, JobKind, JobStatus
+from storage import jobs as job_rows
+from storage.db import Conn, Database
+
+log = logging.getLogger(__name__)
+
+
+class JobQueue:
+    def __init__(self, db: Database, clock: Clock, *, lease_s: float = 60.0, max_attempts: int = 5) -> None:
+        if lease_s <= 0:
+            raise ValueError("lease_s must be positive")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.db = db
+        self.clock = clock
+        self.lease_s = lease_s
+        self.max_attempts = max_attempts
+
+    def _target(self, conn: Conn | None) -> Database | Conn:
+        return self.db if conn is None else conn
+
+    async def enqueue(
+        self,
+        kind: JobKind,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        story_id: str | None = None,
+        user_id: int | None = None,
+        provider: str | None = None,
+        delay_s: float = 0,
+        max_attempts: int | None = None,
+        composition_settings: dict[str, Any] | None = None,
+        conn: Conn | None = None,
+    ) -> GenerationJob:
+        """Add a job; with an idempotency_key already in the table, return that job instead."""
+        now = self.clock.now()
+        job = GenerationJob(
+            kind=kind,
+            payload=payload,
+            idempotency_key=idempotency_key,
+            story_id=story_id,
+            user_id=user_id,
+            provider=provider,
+            run_after=now + max(delay_s, 0),
+            max_attempts=max_attempts or self.max_attempts,
+            composition_settings=composition_settings or {},
+            created_at=now,
+            updated_at=now,
+        )
+        stored = await job_rows.insert(self._target(conn), job)
+        if stored.id == job.id:
+            log.info("job %s kind=%s attempt=0/%d: enqueued, due in %.1fs", stored.id, kind.value,
+                     stored.max_attempts, max(delay_s, 0))  # fmt: skip
+        else:
+            log.debug("job %s kind=%s attempt=%d/%d: already enqueued under key %s", stored.id, kind.value,
+                      stored.attempts, stored.max_attempts, idempotency_key)  # fmt: skip
+        return stored
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        exclude_providers: Collection[str] = (),
+        exclude_users: Collection[int] = (),
+        lease_s: float | None = None,
+    ) -> GenerationJob | None:
+        return await job_rows.claim(
+            self.db,
+            owner=owner,
+            now=self.clock.now(),
+            lease_s=lease_s or self.lease_s,
+            exclude_providers=exclude_providers,
+            exclude_users=exclude_users,
+        )
+
+    async def heartbeat(self, job_id: str, owner: str, *, lease_s: float | None = None) -> bool:
+        return await job_rows.heartbeat(self.db, job_id, owner, self.clock.now() + (lease_s or self.lease_s))
+
+    async def finish(
+        self,
+        job_id: str,
+        owner: str,
+        *,
+        status: JobStatus,
+        result: dict[str, Any] | None = None,
+        warnings: list[str] | None = None,
+        fallback: bool | None = None,
+        error: str | None = None,
+        conn: Conn | None = None,
+    ) -> bool:
+        return await job_rows.finish(
+            self._target(conn),
+            job_id,
+            owner,
+            status=status,
+            result=result,
+            now=self.clock.now(),
+            warnings=warnings,
+            fallback=fallback,
+            error=error,
+        )
+
+    async def reschedule(
+        self,
+        job_id: str,
+        owner: str,
+        *,
+        delay_s: float,
+        error: str | None = None,
+        spend_attempt: bool = False,
+        conn: Conn | None = None,
+    ) -> bool:
+        now = self.clock.now()
+        return await job_rows.reschedule(
+            self._target(conn),
+            job_id,
+            owner,
+            run_after=now + max(delay_s, 0),
+            error=error,
+            spend_attempt=spend_attempt,
+            now=now,
+        )
+
+    async def set_remote_id(self, job_id: str, owner: str, remote_id: str) -> bool:
+        return await job_rows.set_remote_id(self.db, job_id, owner, remote_id)
+
+    async def reap(self, *, conn: Conn | None = None) -> list[GenerationJob]:
+        return await job_rows.reap(self._target(conn), self.clock.now())
+
+    async def release_orphans(
+        self,
+        host: str,
+        alive: Callable[[int], bool],
+        *,
+        keep_owners: Collection[str] = (),
+        conn: Conn | None = None,
+    ) -> list[GenerationJob]:
+        return await job_rows.release_orphans(
+            self._target(conn), host, alive, self.clock.now(), keep_owners=keep_owners
+        )
+
+    async def cancel(self, *, job_id: str | None = None, story_id: str | None = None, conn: Conn | None = None) -> int:
+        cancelled = await job_rows.cancel(self._target(conn), job_id=job_id, story_id=story_id, now=self.clock.now())
+        if cancelled:
+            log.info("cancelled %d job(s) (job_id=%s story_id=%s)", cancelled, job_id, story_id)
+        return cancelled
+
+    async def get(self, job_id: str) -> GenerationJob | None:
+        return await job_rows.get(self.db, job_id)
+
+    async def list_for_story(self, story_id: str) -> list[GenerationJob]:
+        return await job_rows.list_for_story(self.db, story_id)
+
+    async def counts(self) -> dict[str, int]:
+        return await job_rows.counts(self.db)
+
+    async def next_run_after(self) -> float | None:
+        return await job_rows.next_run_after(self.db)
+
+    async def oldest_queued_age(self) -> float | None:
+        return await job_rows.oldest_queued_age(self.db, self.clock.now())
+
+    async def queue_position(self, job_id: str) -> int:
+        return await job_rows.queue_position(self.db, job_id)

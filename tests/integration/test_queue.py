@@ -1,0 +1,551 @@
+"""The durable job queue against a real SQLite file: claims, leases, retries, limits, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.domain import GenerationJob, JobKind, JobStatus
+from bot.errors import StorageError
+from bot.jobs import JobContext, JobOutcome, JobQueue, PermanentFailure, Reschedule, WorkerPool
+from storage import jobs as job_rows
+from storage.db import Conn, Database
+
+RENDER = JobKind.RENDER_IMAGE
+
+
+@pytest.fixture
+def queue(db: Database, clock: FakeClock) -> JobQueue:
+    return JobQueue(db, clock, lease_s=60.0, max_attempts=3)
+
+
+def pool(queue: JobQueue, handlers: dict[JobKind, Any], **options: Any) -> WorkerPool:
+    options.setdefault("concurrency", 4)
+    options.setdefault("provider_limit", 4)
+    options.setdefault("user_limit", 4)
+    options.setdefault("idle_poll_s", 0.5)
+    return WorkerPool(queue, handlers, clock=queue.clock, rng=random.Random(7), **options)
+
+
+async def insert_story(conn: Database | Conn, story_id: str) -> None:
+    target = conn.conn if isinstance(conn, Database) else conn
+    await target.execute(
+        "INSERT INTO stories (id, prompt, text_model, image_model, scene_count, status, created_at, updated_at)"
+        " VALUES (?, 'a fox', 'local-template', 'local-sketch', 1, 'queued', 0, 0)",
+        (story_id,),
+    )
+
+
+async def story_exists(db: Database, story_id: str) -> bool:
+    return await db.fetchone("SELECT 1 FROM stories WHERE id = ?", (story_id,)) is not None
+
+
+async def succeed(job: GenerationJob, ctx: JobContext) -> JobOutcome:
+    return JobOutcome(result={"ran": job.id})
+
+
+# --- enqueue and claim -------------------------------------------------------------------------
+
+
+async def test_enqueue_is_idempotent_on_its_key(queue: JobQueue) -> None:
+    first = await queue.enqueue(RENDER, {"scene": 1}, idempotency_key="scene-1:image")
+    again = await queue.enqueue(RENDER, {"scene": "other"}, idempotency_key="scene-1:image")
+    other = await queue.enqueue(RENDER, {"scene": 2}, idempotency_key="scene-2:image")
+
+    assert again.id == first.id and again.payload == {"scene": 1}
+    assert other.id != first.id
+    assert (await queue.counts())["queued"] == 2
+
+
+async def test_claim_takes_ready_jobs_in_run_after_order(queue: JobQueue, clock: FakeClock) -> None:
+    late = await queue.enqueue(RENDER, {}, delay_s=10)
+    ready = await queue.enqueue(RENDER, {})
+    middle = await queue.enqueue(RENDER, {}, delay_s=5)
+
+    claimed = await queue.claim("w:1:a")
+    assert claimed is not None and claimed.id == ready.id
+    assert claimed.status is JobStatus.RUNNING and claimed.attempts == 1
+    assert claimed.lease_owner == "w:1:a" and claimed.lease_expires_at == clock.now() + 60
+    assert await queue.claim("w:1:a") is None  # the others are not due yet
+
+    clock.advance(5)
+    assert (await queue.claim("w:1:a")).id == middle.id  # type: ignore[union-attr]
+    clock.advance(5)
+    assert (await queue.claim("w:1:a")).id == late.id  # type: ignore[union-attr]
+
+
+async def test_claim_skips_excluded_providers_and_users_but_not_null_ones(queue: JobQueue) -> None:
+    busy_provider = await queue.enqueue(RENDER, {}, provider="openai")
+    busy_user = await queue.enqueue(RENDER, {}, user_id=42)
+    anonymous = await queue.enqueue(RENDER, {})
+
+    claimed = await queue.claim("w:1:a", exclude_providers={"openai"}, exclude_users={42})
+    assert claimed is not None and claimed.id == anonymous.id
+    assert await queue.claim("w:1:a", exclude_providers={"openai"}, exclude_users={42}) is None
+    assert {busy_provider.id, busy_user.id} == {(await queue.claim("w:1:a")).id, (await queue.claim("w:1:a")).id}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("providers", "users"), [(0, 0), (2, 0), (0, 3), (2, 3)])
+async def test_claim_query_reads_the_ready_index_without_sorting(db: Database, providers: int, users: int) -> None:
+    params = ["w:1:a", 1.0, 1.0, 1.0, *[f"p{i}" for i in range(providers)], *range(users)]
+    plan = await db.fetchall("EXPLAIN QUERY PLAN " + job_rows.claim_sql(providers, users), params)
+    details = [row["detail"] for row in plan]
+
+    assert any("jobs_ready" in detail for detail in details), details
+    assert not any("TEMP B-TREE" in detail for detail in details), details
+
+
+async def test_queue_reads(queue: JobQueue, clock: FakeClock) -> None:
+    first = await queue.enqueue(RENDER, {})
+    second = await queue.enqueue(RENDER, {})
+    delayed = await queue.enqueue(RENDER, {}, delay_s=30)
+    clock.advance(4)
+
+    assert await queue.next_run_after() == first.run_after
+    assert await queue.oldest_queued_age() == 4
+    positions = [await queue.queue_position(job.id) for job in (first, second, delayed)]
+    assert positions == [1, 2, 3] if first.id < second.id else [2, 1, 3]
+    await queue.claim("w:1:a")
+    assert await queue.queue_position(delayed.id) == 2
+    assert (await queue.counts())["running"] == 1
+
+
+# --- the worker: outcomes ----------------------------------------------------------------------
+
+
+async def test_worker_runs_jobs_and_stores_results(queue: JobQueue) -> None:
+    jobs = [await queue.enqueue(RENDER, {"n": n}) for n in range(3)]
+
+    stats = await pool(queue, {RENDER: succeed}).run_until_empty()
+
+    assert stats.succeeded == 3
+    for job in jobs:
+        stored = await queue.get(job.id)
+        assert stored is not None and stored.status is JobStatus.SUCCEEDED
+        assert stored.result == {"ran": job.id} and stored.finished_at is not None
+
+
+async def test_failing_job_backs_off_then_dies_and_on_give_up_runs_in_that_transaction(
+    queue: JobQueue, db: Database, clock: FakeClock
+) -> None:
+    job = await queue.enqueue(RENDER, {})
+    started = clock.now()
+    gave_up: list[tuple[str, str, JobStatus | None]] = []
+
+    async def explode(job: GenerationJob, ctx: JobContext) -> None:
+        raise RuntimeError("provider on fire")
+
+    async def on_give_up(dead: GenerationJob, error: str, conn: Conn) -> None:
+        row = await job_rows.get(conn, dead.id)
+        gave_up.append((dead.id, error, row.status if row else None))
+        assert conn.in_transaction
+        await insert_story(conn, "marked-failed")
+
+    workers = pool(queue, {RENDER: explode}, on_give_up=on_give_up, backoff_base_s=10, backoff_cap_s=15)
+    stats = await workers.run_until_empty()
+
+    stored = await queue.get(job.id)
+    assert stored is not None and stored.status is JobStatus.DEAD and stored.attempts == 3
+    assert stored.last_error == "RuntimeError: provider on fire"
+    assert (stats.retried, stats.dead) == (2, 1)
+    assert gave_up == [(job.id, "RuntimeError: provider on fire", JobStatus.DEAD)]
+    assert await story_exists(db, "marked-failed")
+    # Two backoffs: 5-10 s after attempt 1, then 7.5-15 s (capped) after attempt 2.
+    assert 12.5 <= clock.now() - started <= 25
+
+
+async def test_backoff_grows_exponentially_with_jitter_and_a_cap(queue: JobQueue) -> None:
+    workers = pool(queue, {}, backoff_base_s=2, backoff_cap_s=20)
+    for attempts, ceiling in [(1, 2), (2, 4), (3, 8), (4, 16), (5, 20), (9, 20)]:
+        delays = [workers.backoff_s(attempts) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1  # jittered
+
+
+async def test_on_give_up_that_raises_leaves_the_job_dead_and_its_writes_undone(queue: JobQueue, db: Database) -> None:
+    job = await queue.enqueue(RENDER, {}, max_attempts=1)
+
+    async def explode(job: GenerationJob, ctx: JobContext) -> None:
+        raise RuntimeError("boom")
+
+    async def broken_hook(dead: GenerationJob, error: str, conn: Conn) -> None:
+        await insert_story(conn, "half-written")
+        raise ValueError("hook bug")
+
+    stats = await pool(queue, {RENDER: explode}, on_give_up=broken_hook).run_until_empty()
+
+    assert stats.dead == 1
+    assert (await queue.get(job.id)).status is JobStatus.DEAD  # type: ignore[union-attr]
+    assert not await story_exists(db, "half-written")
+
+
+async def test_reschedule_gives_the_attempt_back(queue: JobQueue, clock: FakeClock) -> None:
+    job = await queue.enqueue(RENDER, {}, max_attempts=1)
+    started = clock.now()
+    calls: list[int] = []
+
+    async def poll(job: GenerationJob, ctx: JobContext) -> JobOutcome:
+        calls.append(job.attempts)
+        if len(calls) < 4:
+            raise Reschedule(30, "video still rendering")
+        return JobOutcome(result={"polls": len(calls)})
+
+    stats = await pool(queue, {RENDER: poll}).run_until_empty()
+
+    stored = await queue.get(job.id)
+    assert stored is not None and stored.status is JobStatus.SUCCEEDED and stored.attempts == 1
+    assert calls == [1, 1, 1, 1]
+    assert (stats.rescheduled, stats.succeeded) == (3, 1)
+    assert clock.now() - started >= 90
+    assert stored.last_error == "video still rendering"
+
+
+async def test_reschedule_that_spends_attempts_ends_dead(queue: JobQueue) -> None:
+    job = await queue.enqueue(RENDER, {}, max_attempts=2)
+
+    async def defer(job: GenerationJob, ctx: JobContext) -> None:
+        raise Reschedule(5, "still busy", spend_attempt=True)
+
+    stats = await pool(queue, {RENDER: defer}).run_until_empty()
+
+    stored = await queue.get(job.id)
+    assert stored is not None and stored.status is JobStatus.DEAD and stored.attempts == 2
+    assert (stats.rescheduled, stats.dead) == (1, 1)
+
+
+async def test_permanent_failure_fails_at_once(queue: JobQueue) -> None:
+    job = await queue.enqueue(RENDER, {})
+    reasons: list[str] = []
+
+    async def refuse(job: GenerationJob, ctx: JobContext) -> None:
+        raise PermanentFailure("the prompt was blocked")
+
+    async def on_give_up(failed: GenerationJob, error: str, conn: Conn) -> None:
+        reasons.append(f"{failed.status.value}: {error}")
+
+    stats = await pool(queue, {RENDER: refuse}, on_give_up=on_give_up).run_until_empty()
+
+    stored = await queue.get(job.id)
+    assert stored is not None and stored.status is JobStatus.FAILED and stored.attempts == 1
+    assert stats.failed == 1 and stats.retried == 0
+    assert reasons == ["failed: the prompt was blocked"]
+
+
+async def test_remote_id_is_saved_at_once_and_seen_by_the_next_attempt(queue: JobQueue, db: Database) -> None:
+    await queue.enqueue(JobKind.RENDER_VIDEO, {})
+    seen: list[str | None] = []
+
+    async def submit_then_poll(job: GenerationJob, ctx: JobContext) -> JobOutcome:
+        seen.append(job.remote_id)
+        if job.remote_id is None:
+            await ctx.set_remote_id("req-123")
+            stored = await job_rows.get(db, job.id)
+            assert stored is not None and stored.remote_id == "req-123" and not db.conn.in_transaction
+            raise Reschedule(10, "polling")
+        return JobOutcome()
+
+    await pool(queue, {JobKind.RENDER_VIDEO: submit_then_poll}).run_until_empty()
+
+    assert seen == [None, "req-123"]
+
+
+# --- on_commit atomicity -----------------------------------------------------------------------
+
+
+async def test_on_commit_commits_with_the_job(queue: JobQueue, db: Database) -> None:
+    job = await queue.enqueue(RENDER, {})
+    delivered: list[str] = []
+
+    async def render(job: GenerationJob, ctx: JobContext) -> JobOutcome:
+        async def on_commit(conn: Conn) -> None:
+            await insert_story(conn, "scene-done")
+            await ctx.queue.enqueue(JobKind.DELIVER, {"after": job.id}, idempotency_key=f"deliver:{job.id}", conn=conn)
+
+        return JobOutcome(result={"path": "x.png"}, warnings=["fell back"], fallback=True, on_commit=on_commit)
+
+    async def deliver(job: GenerationJob, ctx: JobContext) -> None:
+        delivered.append(job.payload["after"])
+
+    stats = await pool(queue, {RENDER: render, JobKind.DELIVER: deliver}).run_until_empty()
+
+    stored = await queue.get(job.id)
+    assert stored is not None and stored.status is JobStatus.SUCCEEDED
+    assert stored.generation_warnings == ["fell back"] and stored.model_fallback_occurred
+    assert await story_exists(db, "scene-done")
+    assert delivered == [job.id] and stats.succeeded == 2
+
+
+async def test_on_commit_that_raises_keeps_nothing_and_the_job_unfinished(queue: JobQueue, db: Database) -> None:
+    job = await queue.enqueue(RENDER, {}, max_attempts=1)
+
+    async def render(job: GenerationJob, ctx: JobContext) -> JobOutcome:
+        async def on_commit(conn: Conn) -> None:
+            await insert_story(conn, "scene-done")
+            await ctx.queue.enqueue(JobKind.DELIVER, {}, idempotency_key="deliver", conn=conn)
+            raise RuntimeError("disk full")
+
+        return JobOutcome(result={"path": "x.png"}, on_commit=on_commit)
+
+    stats = await pool(queue, {RENDER: render}).run_until_empty()
+
+    stored = await queue.get(job.id)
+    assert stored is not None and stored.status is JobStatus.DEAD and stored.result is None
+    assert stored.last_error == "RuntimeError: disk full"
+    assert not await story_exists(db, "scene-done")
+    assert (await queue.counts())["succeeded"] == 0 and sum((await queue.counts()).values()) == 1
+    assert stats.succeeded == 0 and stats.dead == 1
+
+
+# --- leases, recovery, cancellation ------------------------------------------------------------
+
+
+async def test_expired_lease_is_reaped_back_to_the_queue(queue: JobQueue, clock: FakeClock) -> None:
+    job = await queue.enqueue(RENDER, {})
+    assert await queue.claim("crashed-host:9:x") is not None
+
+    clock.advance(59)
+    assert await queue.reap() == []
+    assert (await queue.get(job.id)).status is JobStatus.RUNNING  # type: ignore[union-attr]
+
+    clock.advance(2)
+    assert await queue.reap() == []
+    requeued = await queue.get(job.id)
+    assert requeued is not None and requeued.status is JobStatus.QUEUED and requeued.attempts == 1
+    assert requeued.lease_owner is None and requeued.last_error == "lease expired"
+
+    stats = await pool(queue, {RENDER: succeed}).run_until_empty()
+    assert stats.succeeded == 1 and (await queue.get(job.id)).attempts == 2  # type: ignore[union-attr]
+
+
+async def test_heartbeat_only_extends_a_lease_still_owned(queue: JobQueue, clock: FakeClock) -> None:
+    job = await queue.enqueue(RENDER, {})
+    await queue.claim("w:1:a")
+    clock.advance(50)
+
+    assert await queue.heartbeat(job.id, "w:1:a")
+    assert (await queue.get(job.id)).lease_expires_at == clock.now() + 60  # type: ignore[union-attr]
+    assert not await queue.heartbeat(job.id, "w:2:b")
+    assert not await queue.finish(job.id, "w:2:b", status=JobStatus.SUCCEEDED)
+
+
+async def test_worker_reaps_at_start_and_buries_exhausted_jobs(queue: JobQueue, clock: FakeClock) -> None:
+    job = await queue.enqueue(RENDER, {}, max_attempts=1)
+    await queue.claim("crashed-host:9:x")
+    clock.advance(120)
+    gave_up: list[str] = []
+
+    async def on_give_up(dead: GenerationJob, error: str, conn: Conn) -> None:
+        gave_up.append(error)
+
+    stats = await pool(queue, {RENDER: succeed}, on_give_up=on_give_up).run_until_empty()
+
+    assert (await queue.get(job.id)).status is JobStatus.DEAD  # type: ignore[union-attr]
+    assert stats.dead == 1 and stats.succeeded == 0
+    assert gave_up == ["lease expired; no attempts left"]
+
+
+async def test_release_orphans_frees_jobs_of_dead_processes_on_this_host(queue: JobQueue) -> None:
+    host = "box"
+
+    async def claimed_by(owner: str, max_attempts: int = 3) -> GenerationJob:
+        job = await queue.enqueue(RENDER, {}, max_attempts=max_attempts)
+        assert (await queue.claim(owner)).id == job.id  # type: ignore[union-attr]
+        return job
+
+    dead_pid = await claimed_by(f"{host}:111:a")
+    live_pid = await claimed_by(f"{host}:222:b")
+    other_host = await claimed_by("elsewhere:111:c")
+    exhausted = await claimed_by(f"{host}:111:d", max_attempts=1)
+    kept = await claimed_by(f"{host}:111:keep")
+
+    dead = await queue.release_orphans(host, lambda pid: pid == 222, keep_owners={f"{host}:111:keep"})
+
+    assert [job.id for job in dead] == [exhausted.id]
+    statuses = {job.id: (await queue.get(job.id)).status for job in (dead_pid, live_pid, other_host, kept)}  # type: ignore[union-attr]
+    assert statuses == {
+        dead_pid.id: JobStatus.QUEUED,
+        live_pid.id: JobStatus.RUNNING,
+        other_host.id: JobStatus.RUNNING,
+        kept.id: JobStatus.RUNNING,
+    }
+    assert (await queue.get(dead_pid.id)).attempts == 1  # type: ignore[union-attr]  # the crash spent it
+
+
+async def test_worker_resumes_a_job_left_by_a_killed_process_without_waiting_for_the_lease(
+    queue: JobQueue,
+) -> None:
+    job = await queue.enqueue(RENDER, {})
+    await queue.claim(f"{socket.gethostname()}:999999999:gone")  # no such pid
+
+    stats = await pool(queue, {RENDER: succeed}).run_until_empty()
+
+    assert stats.succeeded == 1 and (await queue.get(job.id)).attempts == 2  # type: ignore[union-attr]
+
+
+async def test_cancel_by_story_and_by_id(queue: JobQueue, db: Database) -> None:
+    await insert_story(db, "s1")
+    queued = await queue.enqueue(RENDER, {}, story_id="s1")
+    running = await queue.enqueue(RENDER, {}, story_id="s1")
+    await queue.claim("w:1:a")
+    loose = await queue.enqueue(RENDER, {})
+
+    assert await queue.cancel(story_id="s1") == 2
+    assert await queue.cancel(job_id=loose.id) == 1
+    assert await queue.cancel(job_id=loose.id) == 0
+    assert [j.status for j in await queue.list_for_story("s1")] == [JobStatus.CANCELLED] * 2
+    assert not await queue.finish(running.id, "w:1:a", status=JobStatus.SUCCEEDED)  # the lease is gone
+    assert queued.id in {j.id for j in await queue.list_for_story("s1")}
+
+
+async def test_cancelling_a_running_job_stops_its_handler(db: Database, clock: FakeClock) -> None:
+    queue = JobQueue(db, clock, lease_s=0.3, max_attempts=3)  # heartbeat every 0.1 s of real time
+    job = await queue.enqueue(RENDER, {})
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def hang(job: GenerationJob, ctx: JobContext) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.set()
+
+    run = asyncio.create_task(pool(queue, {RENDER: hang}, idle_poll_s=0.05).run_until_empty())
+    await started.wait()
+    assert await queue.cancel(job_id=job.id) == 1
+    stats = await asyncio.wait_for(run, timeout=5)
+
+    assert stopped.is_set() and stats.lease_lost == 1
+    assert (await queue.get(job.id)).status is JobStatus.CANCELLED  # type: ignore[union-attr]
+
+
+async def test_cancelling_the_worker_hands_in_flight_jobs_back(queue: JobQueue) -> None:
+    job = await queue.enqueue(RENDER, {})
+    started = asyncio.Event()
+
+    async def hang(job: GenerationJob, ctx: JobContext) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    run = asyncio.create_task(pool(queue, {RENDER: hang}).run_until_empty())
+    await started.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+    stored = await queue.get(job.id)
+    assert stored is not None and stored.status is JobStatus.QUEUED
+    assert stored.attempts == 0 and stored.lease_owner is None
+
+
+async def test_run_forever_stops_when_asked(queue: JobQueue) -> None:
+    await queue.enqueue(RENDER, {})
+    stop = asyncio.Event()
+    seen: list[str] = []
+
+    async def record_then_stop(job: GenerationJob, ctx: JobContext) -> None:
+        seen.append(job.id)
+        stop.set()
+
+    stats = await asyncio.wait_for(pool(queue, {RENDER: record_then_stop}).run_forever(stop), timeout=5)
+
+    assert stats.succeeded == 1 and len(seen) == 1
+
+
+# --- concurrency -------------------------------------------------------------------------------
+
+
+async def test_two_workers_on_two_connections_never_run_a_job_twice(db_path: Path, clock: FakeClock) -> None:
+    async with Database(db_path) as first_db, Database(db_path) as second_db:
+        first, second = JobQueue(first_db, clock), JobQueue(second_db, clock)
+        jobs = [await first.enqueue(RENDER, {"n": n}) for n in range(12)]
+        runs: Counter[str] = Counter()
+        owners: set[str] = set()
+        both_busy = asyncio.Event()
+
+        async def count(job: GenerationJob, ctx: JobContext) -> None:
+            runs[job.id] += 1
+            owners.add(ctx.owner)
+            if len(owners) == 2:
+                both_busy.set()
+            await asyncio.wait_for(both_busy.wait(), timeout=5)  # hold jobs until both workers compete
+
+        stats = await asyncio.gather(
+            pool(first, {RENDER: count}, concurrency=3).run_until_empty(),
+            pool(second, {RENDER: count}, concurrency=3).run_until_empty(),
+        )
+
+        assert runs == Counter({job.id: 1 for job in jobs})
+        assert sum(s.succeeded for s in stats) == 12 and all(s.succeeded for s in stats)
+
+
+async def test_provider_and_user_limits_hold(queue: JobQueue) -> None:
+    for user in range(4):
+        await queue.enqueue(RENDER, {}, provider="openai", user_id=100 + user)
+    for _ in range(4):
+        await queue.enqueue(RENDER, {}, provider=None, user_id=7)
+    running: Counter[str] = Counter()
+    peaks: Counter[str] = Counter()
+
+    async def track(job: GenerationJob, ctx: JobContext) -> None:
+        keys = ["all", f"provider:{job.provider}", f"user:{job.user_id}"]
+        for key in keys:
+            running[key] += 1
+            peaks[key] = max(peaks[key], running[key])
+        await asyncio.sleep(0.01)
+        for key in keys:
+            running[key] -= 1
+
+    workers = pool(queue, {RENDER: track}, concurrency=8, provider_limit=2, user_limit=1)
+    stats = await workers.run_until_empty()
+
+    assert stats.succeeded == 8
+    assert peaks["provider:openai"] == 2 and peaks["user:7"] == 1
+    assert peaks["all"] == 3  # two openai jobs beside one job of user 7
+
+
+# --- a locked database -------------------------------------------------------------------------
+
+
+async def hold_write_lock(path: Path, holding: asyncio.Event, release: asyncio.Event) -> None:
+    async with Database(path) as other, other.transaction():
+        holding.set()
+        await release.wait()
+
+
+async def test_enqueue_waits_for_a_busy_database_then_succeeds(db_path: Path, db: Database, clock: FakeClock) -> None:
+    queue = JobQueue(db, clock)
+    holding, release = asyncio.Event(), asyncio.Event()
+    holder = asyncio.create_task(hold_write_lock(db_path, holding, release))
+    await holding.wait()
+
+    enqueue = asyncio.create_task(queue.enqueue(RENDER, {"n": 1}))
+    done, _ = await asyncio.wait({enqueue}, timeout=0.2)
+    assert not done  # blocked on the other connection's lock, within busy_timeout
+    release.set()
+    await holder
+    job = await asyncio.wait_for(enqueue, timeout=5)
+
+    assert (await queue.get(job.id)) is not None and (await queue.counts())["queued"] == 1
+
+
+async def test_enqueue_on_a_database_locked_too_long_raises_storage_error(db_path: Path, clock: FakeClock) -> None:
+    async with Database(db_path, busy_timeout_ms=20) as impatient:
+        queue = JobQueue(impatient, clock)
+        holding, release = asyncio.Event(), asyncio.Event()
+        holder = asyncio.create_task(hold_write_lock(db_path, holding, release))
+        await holding.wait()
+        with pytest.raises(StorageError, match="busy"):
+            await queue.enqueue(RENDER, {}, idempotency_key="k")
+        release.set()
+        await holder
+
+        assert sum((await queue.counts()).values()) == 0
+        assert not impatient.conn.in_transaction
+        assert (await queue.enqueue(RENDER, {}, idempotency_key="k")).idempotency_key == "k"
