@@ -40,7 +40,7 @@ class Runtime:
         self.db = Database(settings.database_path)
         self.registry = Registry.load(settings)
         self.registry.validate_routing(settings.routing)
-        self.providers = ProviderSet(settings, provider_overrides)
+        self.providers = ProviderSet(settings, self.registry, provider_overrides)
         self.media = MediaStore(settings.media_dir)
         self.publisher: Publisher = publisher or OfflinePublisher(out_dir)
         self.queue = JobQueue(self.db, self.clock, lease_s=settings.job_lease_s, max_attempts=settings.job_max_attempts)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from bot.providers.base import ImageProvider, TextProvider, VideoProvider
+from bot.registry import Registry
 from bot.settings import Settings
 
 
 class ProviderSet:
     """One adapter instance per provider, created on first use."""
 
-    def __init__(self, settings: Settings, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(self, settings: Settings, registry: Registry, overrides: dict[str, Any] | None = None) -> None:
         self.settings = settings
+        self.registry = registry
         self._adapters: dict[str, Any] = dict(overrides or {})
 
     def adapter(self, provider: str) -> Any:
@@ -36,11 +38,24 @@ class ProviderSet:
         return adapter
 
     def _build(self, provider: str) -> Any:
+        # Imported here so a bot that never uses a provider never imports its SDK.
         if provider == "local":
             from bot.providers.local import LocalProvider
 
             return LocalProvider(self.settings.media_dir / ".staging")
-        raise LookupError(f"no adapter for provider {provider!r} yet")
+        if provider == "openai":
+            from bot.providers.openai import OpenAIAdapter
+
+            return OpenAIAdapter(self.settings, self.registry)
+        if provider == "google":
+            from bot.providers.google import GoogleAdapter
+
+            return GoogleAdapter(self.settings, self.registry)
+        if provider == "xai":
+            from bot.providers.xai import XAIAdapter
+
+            return XAIAdapter(self.settings, self.registry)
+        raise LookupError(f"no adapter for provider {provider!r}")
 
     async def aclose(self) -> None:
         for adapter in self._adapters.values():
