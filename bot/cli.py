@@ -138,14 +138,15 @@ async def _render(settings: Settings, options: StoryOptions) -> int:
         story = await rt.stories.create(options)
         print(f"Story {story.id}: {story.scene_count} scenes, images by {story.image_model}"
               + (f", clips by {story.video_model}" if story.video_mode else ""))  # fmt: skip
-        watcher = asyncio.create_task(_print_progress(rt, story.id, story.video_mode))
+        shown: list[str] = []
+        watcher = asyncio.create_task(_print_progress(rt, story.id, story.video_mode, shown))
         try:
             await rt.run_until_empty()
         finally:
             watcher.cancel()
+        await _print_line(rt, story.id, story.video_mode, shown)
         final = await story_rows.get(rt.db, story.id)
         assert final is not None
-        await _print_line(rt, story.id, story.video_mode, previous=None)
         page = options.out_dir / story.id / "index.html"
         if final.status is StoryStatus.COMPLETE:
             print(f"“{final.title}” is ready. Open {page}")
@@ -155,21 +156,21 @@ async def _render(settings: Settings, options: StoryOptions) -> int:
         return 1
 
 
-async def _print_progress(rt: Runtime, story_id: str, video: bool) -> None:
-    previous: str | None = None
+async def _print_progress(rt: Runtime, story_id: str, video: bool, shown: list[str]) -> None:
     while True:
-        previous = await _print_line(rt, story_id, video, previous)
+        await _print_line(rt, story_id, video, shown)
         await asyncio.sleep(0.3)
 
 
-async def _print_line(rt: Runtime, story_id: str, video: bool, previous: str | None) -> str | None:
+async def _print_line(rt: Runtime, story_id: str, video: bool, shown: list[str]) -> None:
+    """Print the story's progress line if it changed since the last one in ``shown``."""
     story = await story_rows.get(rt.db, story_id)
     if story is None:
-        return previous
+        return
     line = progress_of(story, await scene_rows.list_for_story(rt.db, story_id)).line(video)
-    if line != previous:
+    if not shown or shown[-1] != line:
+        shown.append(line)
         print(line, flush=True)
-    return line
 
 
 async def _work(settings: Settings) -> int:

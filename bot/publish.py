@@ -9,6 +9,7 @@ import asyncio
 import html
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -46,12 +47,20 @@ class OfflinePublisher:
 
     def __init__(self, default_out: Path) -> None:
         self.default_out = default_out
+        self._lock = asyncio.Lock()
+        self._rendered: dict[str, float] = {}  # story id -> version of the newest snapshot rendered
 
     def folder(self, story: Story) -> Path:
         return Path(story.out_dir or self.default_out) / story.id
 
     async def publish(self, delivery: Delivery) -> str | None:
-        return await asyncio.to_thread(self._render, delivery)
+        version = max([delivery.story.updated_at, *(scene.updated_at for scene in delivery.scenes)])
+        async with self._lock:  # deliveries run concurrently; a stale snapshot must not overwrite a newer page
+            if version < self._rendered.get(delivery.story.id, float("-inf")):
+                return str(self.folder(delivery.story) / "index.html")
+            page = await asyncio.to_thread(self._render, delivery)
+            self._rendered[delivery.story.id] = version
+            return page
 
     def _render(self, delivery: Delivery) -> str:
         folder = self.folder(delivery.story)
@@ -72,7 +81,7 @@ def _media_name(scene: Scene, kind: str, path: str | None) -> str:
 def _copy_media(source: str | None, dest: Path) -> None:
     if not source or dest.exists() or not Path(source).exists():
         return
-    temp = dest.with_name(f".{dest.name}.part")
+    temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
     shutil.copyfile(source, temp)
     os.replace(temp, dest)
 

@@ -6,6 +6,7 @@ clock and publisher.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from bot.stories import StoryService
 from storage.db import Database
 
 log = logging.getLogger(__name__)
+
+PARTIAL_MAX_AGE_S = 3600.0  # older than any write in progress: a crash left it
+STAGED_MAX_AGE_S = 86_400.0
 
 
 class Runtime:
@@ -60,7 +64,16 @@ class Runtime:
 
     async def open(self) -> Runtime:
         await self.db.open()
+        await asyncio.to_thread(self._sweep_leftovers)
         return self
+
+    def _sweep_leftovers(self) -> None:
+        """Remove half-written files from killed runs and local clips nobody will download any more."""
+        now = self.clock.now()
+        partials = self.media.sweep_partials(PARTIAL_MAX_AGE_S, now)
+        staged = self.providers.adapter("local").sweep(STAGED_MAX_AGE_S, now)
+        if partials or staged:
+            log.info("swept %d partial files and %d stale local clips", partials, staged)
 
     async def close(self) -> None:
         await self.providers.aclose()

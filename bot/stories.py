@@ -79,9 +79,7 @@ class StoryService:
         scenes = check_scene_count(options.scenes)
         style = clean_style(options.style)
         text = self.registry.require_usable(options.text_model or self.default_model(Modality.TEXT), Modality.TEXT)
-        image = self.registry.require_usable(
-            options.image_model or self.default_model(Modality.IMAGE), Modality.IMAGE
-        )
+        image = self.registry.require_usable(options.image_model or self.default_model(Modality.IMAGE), Modality.IMAGE)
         video_key = None
         if options.video:
             video_key = self.registry.require_usable(

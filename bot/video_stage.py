@@ -8,10 +8,12 @@ paid for. The download is streamed to a temp file, checked to be a playable MP4,
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, VideoStatus
+from bot.errors import ProviderError
 from bot.jobs import JobContext, JobOutcome, PermanentFailure, Reschedule
 from bot.media import MediaError, probe_video
 from bot.providers.base import ReferenceImage, VideoRequest, VideoState
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from bot.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 POLL_INTERVAL_S = 5.0
 LOCAL_POLL_INTERVAL_S = 0.0
@@ -35,6 +39,16 @@ def encode_remote(model_key: str, request_id: str) -> str:
 def decode_remote(remote_id: str) -> tuple[str, str]:
     model_key, _, request_id = remote_id.partition(_SEPARATOR)
     return model_key, request_id
+
+
+async def _final_unless_retryable(call: Awaitable[T]) -> T:
+    """Provider errors while polling or downloading: transient ones retry the job, the rest end it."""
+    try:
+        return await call
+    except ProviderError as exc:
+        if exc.kind.retry_same_model:
+            raise
+        raise PermanentFailure(exc.plain()) from exc
 
 
 class VideoStage:
@@ -51,7 +65,7 @@ class VideoStage:
         remote = job.remote_id or await self._submit(job, ctx, scene.id, Path(scene.image_path), model_requested)
         model_used, request_id = decode_remote(remote)
         provider = self.p.providers.video(self.p.registry.resolve(model_used).provider)
-        poll = await provider.poll_video(request_id)
+        poll = await _final_unless_retryable(provider.poll_video(request_id))
         if poll.state is VideoState.PENDING:
             spec = self.p.registry.resolve(model_used)
             delay = LOCAL_POLL_INTERVAL_S if spec.provider == "local" else POLL_INTERVAL_S
@@ -61,7 +75,7 @@ class VideoStage:
         final = self.p.media.path_for(story.id, "mp4")
         temp = self.p.media.temp_path(final)
         try:
-            await provider.download_video(poll, request_id, temp)
+            await _final_unless_retryable(provider.download_video(poll, request_id, temp))
             probe_video(temp)
             stored = await self.p.media.commit(temp, final)
         except MediaError as exc:

@@ -14,6 +14,9 @@ import av
 import pytest
 from PIL import Image
 
+from bot.media import MediaStore
+from bot.runtime import PARTIAL_MAX_AGE_S
+
 pytestmark = pytest.mark.slow
 
 STORYBOT = [sys.executable, "-m", "bot.cli"]
@@ -82,4 +85,11 @@ def test_sigkill_then_work_completes_the_story(tmp_path: Path, moment: str) -> N
             image.verify()
         with av.open(video_path) as container:
             assert sum(1 for _ in container.decode(video=0)) > 0
+    # A killed write may leave a hidden temp file, never a file at a final path; the sweep removes temps.
+    referenced = {p for pair in paths for p in pair}
+    assert not any(path.endswith(".part") for path in referenced)
+    for leftover in tmp_path.rglob("*.part"):
+        assert leftover.name.startswith(".") and str(leftover) not in referenced
+    now = time.time() + PARTIAL_MAX_AGE_S + 1
+    MediaStore(tmp_path / "media").sweep_partials(PARTIAL_MAX_AGE_S, now)
     assert not list(tmp_path.rglob("*.part"))

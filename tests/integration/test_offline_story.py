@@ -27,7 +27,9 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 async def test_whole_story_with_video(settings: Settings, tmp_path: Path) -> None:
     out = tmp_path / "out"
     async with Runtime(settings, out_dir=out) as rt:
-        story = await rt.stories.create(StoryOptions(prompt="a lighthouse keeper befriends a storm", scenes=4, video=True))
+        story = await rt.stories.create(
+            StoryOptions(prompt="a lighthouse keeper befriends a storm", scenes=4, video=True)
+        )
         stats = await rt.run_until_empty()
         assert stats.failed == 0 and stats.dead == 0
 
@@ -109,4 +111,4 @@ async def test_bad_input_is_refused_and_stores_nothing(
         with pytest.raises(UserInputError, match=message):
             await rt.stories.create(options)
         assert await stories.list_all(rt.db) == []
-        assert await rt.queue.counts() in ({}, {"queued": 0})
+        assert sum((await rt.queue.counts()).values()) == 0

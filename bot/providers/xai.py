@@ -1,0 +1,151 @@
+"""The xAI adapter: stories from a Grok chat model, images from grok-imagine-image, clips from grok-imagine-video.
+
+Plain httpx against ``XAI_BASE_URL`` (provider-apis.md s5-s7 and s12). Nothing here retries: the
+router is the only retry loop. Every failure leaves as a classified ``ProviderError``; the HTTP
+plumbing and the classification live in ``xai_http``, the video calls in ``xai_video``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from bot.catalog import ModelSpec
+from bot.errors import ErrorKind, ProviderError
+from bot.providers import xai_video
+from bot.providers.base import (
+    ImageRequest,
+    ImageResult,
+    ReferenceImage,
+    StoryDraft,
+    StoryRequest,
+    VideoPoll,
+    VideoRequest,
+)
+from bot.providers.story_prompt import SYSTEM_PROMPT, parse_story, user_prompt
+from bot.providers.xai_http import XAIHttp, data_url, read_json
+from bot.registry import Registry
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_API_REFERENCES = 5  # images/edits takes up to 5 images on 2.0 (s5.2)
+FALLBACK_RATIO = "auto"
+_REFUSED_FINISH = frozenset({"content_filter"})
+
+
+def sniff_image_type(data: bytes) -> str:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/jpeg"  # xAI's usual output
+
+
+class XAIAdapter:
+    """TextProvider, ImageProvider and VideoProvider over xAI's REST API."""
+
+    def __init__(self, settings: Settings, registry: Registry) -> None:
+        self._registry = registry
+        self._http = XAIHttp(settings, registry)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- text -----------------------------------------------------------------------------------
+
+    async def write_story(self, request: StoryRequest) -> StoryDraft:
+        body = {
+            "model": request.model,
+            "messages": [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": user_prompt(request)},
+            ],
+        }
+        response = await self._http.request("POST", "chat/completions", model=request.model, body=body)
+        answer = read_json(response, request.model)
+        try:
+            choice = answer["choices"][0]
+            text = choice["message"].get("content")
+            finish = choice.get("finish_reason")
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise ProviderError(ErrorKind.TRANSIENT, "xAI sent no story", model=request.model) from exc
+        if finish in _REFUSED_FINISH:
+            raise ProviderError(ErrorKind.CONTENT_POLICY, "xAI's content filter stopped the story", model=request.model)
+        return parse_story(text if isinstance(text, str) else None, request, model=request.model)
+
+    # --- images ---------------------------------------------------------------------------------
+
+    async def generate_image(self, request: ImageRequest) -> ImageResult:
+        spec = self._registry.get(request.model)
+        references, warnings = _usable_references(request.references, spec)
+        ratio, ratio_warning = _aspect_ratio(request.aspect_ratio, spec)
+        warnings += ratio_warning
+        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt, "n": 1, "response_format": "b64_json"}
+        if not references:
+            path = "images/generations"
+            body["aspect_ratio"] = ratio
+        else:
+            path = "images/edits"
+            urls = [{"url": data_url(ref.data, ref.mime_type)} for ref in references]
+            if len(urls) == 1:
+                body["image"] = urls[0]
+            else:  # s5.2: aspect_ratio only for multi-image edits
+                body["images"] = urls
+                body["aspect_ratio"] = ratio
+        response = await self._http.request("POST", path, model=request.model, body=body)
+        request_id = response.headers.get("x-request-id")
+        answer = read_json(response, request.model)
+        try:
+            item = answer["data"][0]
+            data = base64.b64decode(item["b64_json"], validate=True)
+        except (KeyError, IndexError, TypeError, binascii.Error) as exc:
+            raise ProviderError(
+                ErrorKind.TRANSIENT, "xAI sent no image", model=request.model, request_id=request_id
+            ) from exc
+        if not data:
+            raise ProviderError(ErrorKind.TRANSIENT, "xAI sent an empty image", model=request.model)
+        mime = item.get("mime_type")
+        mime_type = mime if isinstance(mime, str) and mime.startswith("image/") else sniff_image_type(data)
+        return ImageResult(data=data, mime_type=mime_type, request_id=request_id, warnings=warnings)
+
+    # --- video ----------------------------------------------------------------------------------
+
+    async def submit_video(self, request: VideoRequest) -> str:
+        return await xai_video.submit_video(self._http, request)
+
+    async def poll_video(self, remote_id: str) -> VideoPoll:
+        return await xai_video.poll_video(self._http, remote_id)
+
+    async def download_video(self, poll: VideoPoll, remote_id: str, dest: Path) -> None:
+        await xai_video.download_video(self._http, poll, dest)
+
+    # --- health ---------------------------------------------------------------------------------
+
+    async def check(self, model: str) -> bool:
+        """True when xAI knows ``model`` (GET models/{id}); False on 404; other failures raise."""
+        response = await self._http.request("GET", f"models/{quote(model, safe='')}", model=model, passthrough={404})
+        return response.status_code != 404
+
+
+def _usable_references(
+    references: list[ReferenceImage], spec: ModelSpec | None
+) -> tuple[list[ReferenceImage], list[str]]:
+    if not references:
+        return [], []
+    limit = MAX_API_REFERENCES if spec is None else min(spec.max_reference_images, MAX_API_REFERENCES)
+    if limit == 0:
+        return [], [f"{spec.key if spec else 'this model'} takes no reference images; they were left out"]
+    if len(references) > limit:
+        return references[:limit], [f"only the first {limit} of {len(references)} reference images were used"]
+    return list(references), []
+
+
+def _aspect_ratio(requested: str, spec: ModelSpec | None) -> tuple[str, list[str]]:
+    if spec is None or not spec.aspect_ratios or requested in spec.aspect_ratios:
+        return requested, []
+    return FALLBACK_RATIO, [f"{spec.key} does not offer aspect ratio {requested}; it chose one itself"]

@@ -1,0 +1,270 @@
+"""Media files: uuid paths, atomic writes that leave nothing behind, probing, fitting under a limit."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+from PIL import Image
+
+from bot import media
+from bot.media import (
+    MediaError,
+    MediaStore,
+    MediaWriteError,
+    fit_to_upload_limit,
+    probe_image,
+    probe_video,
+    sha256_file,
+)
+
+STORY = "0123456789abcdef0123456789abcdef"
+
+
+def make_clip(
+    path: Path, *, frames: int = 24, size: tuple[int, int] = (320, 180), audio: bool = False, faststart: bool = False
+) -> Path:
+    """A short clip of random noise: it compresses badly, so it is big for its length."""
+    with av.open(str(path), "w", options={"movflags": "+faststart"} if faststart else {}) as container:
+        video = container.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+        sound = container.add_stream("aac", rate=44100) if audio else None
+        for index in range(frames):
+            frame = av.VideoFrame.from_image(Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3)))
+            frame.pts, frame.time_base = index, Fraction(1, 24)
+            container.mux(video.encode(frame))
+        if sound is not None:
+            sound.layout = "mono"
+            for index in range(frames * 44100 // 24 // 1024):
+                chunk = av.AudioFrame(format="fltp", layout="mono", samples=1024)
+                chunk.planes[0].update(bytes(4096))
+                chunk.sample_rate, chunk.pts, chunk.time_base = 44100, index * 1024, Fraction(1, 44100)
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode(None))
+        container.mux(video.encode(None))
+    return path
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+# --- paths and atomic writes --------------------------------------------------------------------
+
+
+def test_paths_are_uuid_names_under_the_story(tmp_path: Path) -> None:
+    store = MediaStore(tmp_path)
+    first, second = store.path_for(STORY, "png"), store.path_for(STORY, ".PNG")
+    assert first.parent == tmp_path / STORY and first.parent.is_dir()
+    assert first.name != second.name
+    assert len(first.stem) == 32 and int(first.stem, 16) >= 0
+    assert second.suffix == ".png"
+    assert store.temp_path(first) == first.with_name(f".{first.name}.part")
+
+
+@pytest.mark.parametrize("story_id", ["../etc", "ABCDEF", "", "abc/def", "a" * 65, "12 34"])
+def test_story_id_must_be_hex(tmp_path: Path, story_id: str) -> None:
+    with pytest.raises(MediaError):
+        MediaStore(tmp_path).path_for(story_id, "png")
+
+
+@pytest.mark.parametrize("ext", ["", "p/ng", "toolongext", "../x"])
+def test_extension_must_be_plain(tmp_path: Path, ext: str) -> None:
+    with pytest.raises(MediaError):
+        MediaStore(tmp_path).path_for(STORY, ext)
+
+
+async def test_write_bytes_stores_and_describes_the_file(tmp_path: Path) -> None:
+    data = b"\x89PNG" + os.urandom(5000)
+    stored = await MediaStore(tmp_path).write_bytes(STORY, data, "png")
+    assert stored.path.read_bytes() == data
+    assert stored.bytes == len(data)
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert stored.mime_type == "image/png"
+    assert files_under(tmp_path) == [stored.path]
+
+
+def disk_full(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("failing", ["os.fsync", "os.replace", "fsync_dir"])
+async def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    target = media.os if failing.startswith("os.") else media
+    monkeypatch.setattr(target, failing.removeprefix("os."), disk_full)
+    with pytest.raises(MediaWriteError, match="No space left on device") as caught:
+        await MediaStore(tmp_path).write_bytes(STORY, b"data" * 1000, "png")
+    assert caught.value.errno == errno.ENOSPC
+    assert files_under(tmp_path) == []
+
+
+async def test_commit_moves_a_finished_temp_into_place(tmp_path: Path) -> None:
+    store = MediaStore(tmp_path)
+    final = store.path_for(STORY, "mp4")
+    temp = store.temp_path(final)
+    temp.write_bytes(b"clip" * 1000)
+    stored = await store.commit(temp, final)
+    assert not temp.exists()
+    assert stored.path == final and final.read_bytes() == b"clip" * 1000
+    assert stored.sha256 == hashlib.sha256(b"clip" * 1000).hexdigest()
+    assert (stored.bytes, stored.mime_type) == (4000, "video/mp4")
+
+
+async def test_failed_commit_leaves_neither_temp_nor_final(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MediaStore(tmp_path)
+    final = store.path_for(STORY, "mp4")
+    temp = store.temp_path(final)
+    temp.write_bytes(b"clip")
+    monkeypatch.setattr(media.os, "replace", disk_full)
+    with pytest.raises(MediaWriteError):
+        await store.commit(temp, final)
+    assert files_under(tmp_path) == []
+
+
+async def test_commit_refuses_a_temp_in_another_directory(tmp_path: Path) -> None:
+    store = MediaStore(tmp_path)
+    elsewhere = tmp_path / "elsewhere.part"
+    elsewhere.write_bytes(b"x")
+    with pytest.raises(MediaError):
+        await store.commit(elsewhere, store.path_for(STORY, "mp4"))
+
+
+def test_sweep_removes_only_stale_partials(tmp_path: Path) -> None:
+    store = MediaStore(tmp_path)
+    now = 1_800_000_000.0
+    stale, fresh = store.temp_path(store.path_for(STORY, "mp4")), store.temp_path(store.path_for(STORY, "png"))
+    finished = store.path_for(STORY, "png")
+    for path, age in ((stale, 7200), (fresh, 60), (finished, 7200)):
+        path.write_bytes(b"x")
+        os.utime(path, (now - age, now - age))
+    assert store.sweep_partials(3600, now=now) == 1
+    assert files_under(tmp_path) == sorted([fresh, finished])
+
+
+def test_delete_story_removes_only_that_story(tmp_path: Path) -> None:
+    store = MediaStore(tmp_path)
+    other = "f" * 32
+    store.path_for(STORY, "png").write_bytes(b"a")
+    kept = store.path_for(other, "png")
+    kept.write_bytes(b"b")
+    store.delete_story(STORY)
+    assert files_under(tmp_path) == [kept]
+    store.delete_story(STORY)  # deleting twice is fine
+
+
+def test_move_file_copies_across_filesystems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source, dest = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    source.write_bytes(b"clip")
+
+    def cross_device(src: object, dst: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(media.os, "replace", cross_device)
+    media.move_file(source, dest)
+    assert dest.read_bytes() == b"clip" and not source.exists()
+
+
+def test_sha256_file_streams_large_files(tmp_path: Path) -> None:
+    data = os.urandom(media.CHUNK_BYTES * 2 + 123)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+# --- probing ------------------------------------------------------------------------------------
+
+
+def test_probe_image_reads_size_and_format(tmp_path: Path) -> None:
+    path = tmp_path / "a.png"
+    Image.new("RGB", (64, 36), (1, 2, 3)).save(path)
+    assert probe_image(path) == media.ImageInfo(64, 36, "PNG")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_probe_image_rejects_broken_files(tmp_path: Path, damage: str) -> None:
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3)).save(buffer, format="PNG")
+    path = tmp_path / "a.png"
+    path.write_bytes(b"hello, not an image" if damage == "garbage" else buffer.getvalue()[:2000])
+    with pytest.raises(MediaError):
+        probe_image(path)
+
+
+def test_probe_video_describes_a_clip(tmp_path: Path) -> None:
+    info = probe_video(make_clip(tmp_path / "a.mp4", frames=12))
+    assert (info.width, info.height, info.frames, info.codec) == (320, 180, 12, "h264")
+    assert info.duration_s == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.mark.parametrize("faststart", [False, True], ids=["index-at-end", "index-first"])
+@pytest.mark.parametrize("keep", [0.5, 0.95])
+def test_probe_video_rejects_a_truncated_download(tmp_path: Path, keep: float, faststart: bool) -> None:
+    data = make_clip(tmp_path / "whole.mp4", frames=12, faststart=faststart).read_bytes()
+    assert (data.find(b"moov") < data.find(b"mdat")) is faststart
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(MediaError) as caught:
+        probe_video(cut)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_probe_video_rejects_garbage(tmp_path: Path) -> None:
+    path = tmp_path / "a.mp4"
+    path.write_bytes(b"\x00" * 1000)
+    with pytest.raises(MediaError):
+        probe_video(path)
+
+
+# --- fitting under an upload limit --------------------------------------------------------------
+
+
+async def test_fit_keeps_a_file_that_already_fits(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "a.mp4", frames=6)
+    assert await fit_to_upload_limit(clip, clip.stat().st_size) == clip
+
+
+async def test_fit_re_encodes_until_the_clip_fits(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "a.mp4", audio=True)
+    original = clip.read_bytes()
+    limit = len(original) // 4
+    fitted = await fit_to_upload_limit(clip, limit)
+    assert fitted != clip and fitted.parent == clip.parent
+    assert fitted.stat().st_size <= limit
+    assert clip.read_bytes() == original
+    info = probe_video(fitted)
+    assert (info.codec, info.frames) == ("h264", 24)
+    with av.open(str(fitted)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
+        assert len(container.streams.audio) == 1  # the sound track is kept
+    assert not list(tmp_path.glob(".*.part"))
+
+
+async def test_fit_refuses_a_limit_below_the_container_overhead(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "a.mp4", frames=12)
+    with pytest.raises(MediaError, match="cannot fit"):
+        await fit_to_upload_limit(clip, 2000)
+    assert files_under(tmp_path) == [clip]
+
+
+async def test_fit_gives_up_clearly_when_no_step_fits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clip = make_clip(tmp_path / "a.mp4", frames=12)
+    limit = clip.stat().st_size // 2
+    attempts: list[tuple[int, int, int]] = []
+
+    def stubborn_encoder(source: Path, dest: Path, width: int, height: int, bit_rate: int) -> None:
+        attempts.append((width, height, bit_rate))
+        dest.write_bytes(b"x" * (limit + 1))
+
+    monkeypatch.setattr(media, "_reencode", stubborn_encoder)
+    with pytest.raises(MediaError, match="could not be made smaller"):
+        await fit_to_upload_limit(clip, limit)
+    assert len(attempts) == len(media.FIT_STEPS)
+    assert [a[2] for a in attempts] == sorted((a[2] for a in attempts), reverse=True)  # bitrate only goes down
+    assert attempts[-1][0] < attempts[0][0]  # and then the resolution
+    assert files_under(tmp_path) == [clip]
