@@ -161,6 +161,9 @@ BUILTIN_MODELS: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 # Legacy keys that resolve transparently to today's model.
+# The embedded offline model of each modality: the last link of every fallback chain.
+LOCAL_MODELS = {Modality.TEXT: "local-template", Modality.IMAGE: "local-sketch", Modality.VIDEO: "local-kenburns"}
+
 BUILTIN_ALIASES: dict[str, str] = {
     "dalle": "gpt-image-1.5",
     "gpt-image-1": "gpt-image-1.5",

@@ -103,8 +103,13 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _story(args: argparse.Namespace, settings: Settings) -> int:
-    if args.reference is not None and not args.reference.is_file():
-        raise UserInputError(f"the reference image {args.reference} does not exist")
+    reference = None
+    if args.reference is not None:
+        if not args.reference.is_file():
+            raise UserInputError(f"the reference image {args.reference} does not exist")
+        if args.reference.stat().st_size > settings.max_reference_bytes:
+            raise UserInputError(f"the reference image {args.reference} is too large (over MAX_REFERENCE_BYTES)")
+        reference = args.reference.read_bytes()
     options = StoryOptions(
         prompt=args.prompt,
         scenes=args.scenes,
@@ -113,7 +118,7 @@ async def _story(args: argparse.Namespace, settings: Settings) -> int:
         image_model=args.image_model,
         video_model=args.video_model,
         style=args.style,
-        reference_path=args.reference.resolve() if args.reference else None,
+        reference=reference,
         out_dir=args.out.resolve(),
     )
     return await _render(settings, options)

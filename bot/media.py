@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import io
 import logging
 import mimetypes
 import os
@@ -231,13 +232,15 @@ class MediaStore:
         shutil.rmtree(self.story_dir(story_id), ignore_errors=True)
 
 
-def probe_image(path: Path) -> ImageInfo:
+def probe_image(source: Path | bytes) -> ImageInfo:
+    """Decode an image fully (a file path or its bytes); MediaError if it does not decode."""
+    name = source.name if isinstance(source, Path) else "the image"
     try:
-        with Image.open(path) as image:
+        with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as image:
             image.load()
             return ImageInfo(image.width, image.height, image.format or "unknown")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise MediaError(f"{path.name} is not a readable image: {exc}") from exc
+        raise MediaError(f"{name} is not a readable image: {exc}") from exc
 
 
 def probe_video(path: Path) -> VideoInfo:

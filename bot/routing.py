@@ -27,6 +27,7 @@ from typing import Generic, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from bot.breaker import Breakers, Cooldowns
+from bot.catalog import LOCAL_MODELS
 from bot.clock import Clock
 from bot.domain import Modality, RoutingConfig
 from bot.errors import ErrorKind, ModelUnavailableError, ProviderError
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-LOCAL_LAST_RESORT = {Modality.TEXT: "local-template", Modality.IMAGE: "local-sketch", Modality.VIDEO: "local-kenburns"}
 VERB = {Modality.TEXT: "written", Modality.IMAGE: "drawn", Modality.VIDEO: "animated"}
 
 
@@ -96,8 +96,12 @@ class ModelRouter:
     def chain(
         self, requested: str, modality: Modality, *, needs_references: bool = False, duration_s: int | None = None
     ) -> list[ModelSpec]:
-        """Usable models able to do this job, in the order they will be tried (breakers aside)."""
-        keys = [self.registry.canonical(requested), *self.routing[modality].chain, LOCAL_LAST_RESORT[modality]]
+        """Usable models able to do this job, in the order they will be tried (breakers aside):
+        the requested model, the configured real ones, then local models last."""
+        configured = [key for key in self.routing[modality].chain if self.registry.get(key) is not None]
+        real = [key for key in configured if self.registry.resolve(key).provider != "local"]
+        local = [key for key in configured if key not in real]
+        keys = [self.registry.canonical(requested), *real, *local, LOCAL_MODELS[modality]]
         chosen: list[ModelSpec] = []
         for key in dict.fromkeys(keys):
             spec = self.registry.get(key)

@@ -49,7 +49,7 @@ class Runtime:
         self.publisher: Publisher = publisher or OfflinePublisher(out_dir)
         self.queue = JobQueue(self.db, self.clock, lease_s=settings.job_lease_s, max_attempts=settings.job_max_attempts)
         self.router = ModelRouter(self.registry, settings.routing, self.clock)
-        self.stories = StoryService(self.db, self.queue, self.registry, settings, self.clock)
+        self.stories = StoryService(self.db, self.queue, self.registry, self.media, settings, self.clock)
         self.pipeline = Pipeline(
             db=self.db,
             queue=self.queue,

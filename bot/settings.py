@@ -16,10 +16,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from bot.domain import Modality, RoutingConfig
 from bot.errors import ConfigError
 
+# Real providers first, in this order; a model without its key is skipped, and the router always
+# ends a chain with the local model, so a fresh checkout with no keys renders offline.
 DEFAULT_ROUTING: dict[Modality, RoutingConfig] = {
-    Modality.TEXT: RoutingConfig(primary_model="local-template"),
-    Modality.IMAGE: RoutingConfig(primary_model="local-sketch"),
-    Modality.VIDEO: RoutingConfig(primary_model="local-kenburns"),
+    Modality.TEXT: RoutingConfig(primary_model="gpt-5-mini", fallbacks=["gemini-3-flash", "grok-4-fast"]),
+    Modality.IMAGE: RoutingConfig(
+        primary_model="gpt-image-1.5", fallbacks=["gemini-3.1-flash-image", "grok-imagine-image"]
+    ),
+    Modality.VIDEO: RoutingConfig(primary_model="grok-imagine-video"),
 }
 
 
@@ -65,6 +69,8 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=5, ge=1, le=50)
     job_lease_s: float = Field(default=60.0, ge=5, le=3600)
     video_duration_s: int = Field(default=4, ge=3, le=5)
+    video_poll_s: float = Field(default=5.0, ge=0.0, le=60.0)  # between polls of a provider's render
+    max_reference_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
 
     log_level: str = "INFO"
 
@@ -75,7 +81,9 @@ class Settings(BaseSettings):
             return value
         merged: dict[str, Any] = {m.value: cfg.model_dump() for m, cfg in DEFAULT_ROUTING.items()}
         for key, cfg in value.items():
-            base = merged.get(str(key), {})
+            base = dict(merged.get(str(key), {}))
+            if isinstance(cfg, dict) and "primary_model" in cfg and "fallbacks" not in cfg:
+                base["fallbacks"] = [m for m in base.get("fallbacks", []) if m != cfg["primary_model"]]
             merged[str(key)] = {**base, **cfg} if isinstance(cfg, dict) else cfg
         return merged
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.catalog import LOCAL_MODELS
 from bot.clock import Clock
 from bot.domain import JobKind, Modality, Story
 from bot.errors import UserInputError
 from bot.jobs import JobQueue
+from bot.media import MediaError, MediaStore, probe_image
 from bot.registry import Registry
 from bot.settings import Settings
 from storage import stories as story_rows
@@ -20,6 +22,7 @@ from storage.db import Database
 MAX_PROMPT_CHARS = 1000
 MAX_STYLE_CHARS = 200
 MIN_SCENES, MAX_SCENES = 1, 10
+REFERENCE_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class StoryOptions:
     image_model: str | None = None
     video_model: str | None = None
     style: str | None = None
-    reference_path: Path | None = None
+    reference: bytes | None = None  # the user's reference image, as uploaded
     guild_id: int | None = None
     channel_id: int | None = None
     owner_id: int | None = None
@@ -63,15 +66,37 @@ def clean_style(style: str | None) -> str | None:
 
 
 class StoryService:
-    def __init__(self, db: Database, queue: JobQueue, registry: Registry, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, queue: JobQueue, registry: Registry, media: MediaStore, settings: Settings, clock: Clock
+    ) -> None:
         self.db = db
+        self.media = media
         self.queue = queue
         self.registry = registry
         self.settings = settings
         self.clock = clock
 
     def default_model(self, modality: Modality) -> str:
-        return self.settings.routing[modality].primary_model
+        """The first usable model of the modality's chain (the local model when no key is set)."""
+        for key in self.settings.routing[modality].chain:
+            if self.registry.get(key) is not None and self.registry.availability(key).usable:
+                return key
+        return LOCAL_MODELS[modality]
+
+    def check_reference(self, data: bytes) -> str:
+        """Validate a reference image; return its file extension. Raises UserInputError."""
+        limit = self.settings.max_reference_bytes
+        if len(data) > limit:
+            raise UserInputError(
+                f"the reference image is {len(data) / 2**20:.1f} MiB; keep it under {limit / 2**20:.0f} MiB"
+            )
+        try:
+            info = probe_image(data)
+        except MediaError:
+            raise UserInputError("the reference is not an image: attach a PNG, JPEG or WebP picture") from None
+        if info.format not in REFERENCE_FORMATS:
+            raise UserInputError(f"the reference is a {info.format} image: attach a PNG, JPEG or WebP picture")
+        return REFERENCE_FORMATS[info.format]
 
     def validate(self, options: StoryOptions) -> Story:
         """Build the Story row from options, or raise UserInputError. Touches nothing."""
@@ -87,8 +112,10 @@ class StoryService:
             ).key
         elif options.video_model:
             raise UserInputError("a video model was given without video: turn video on, or leave the model out")
-        if options.reference_path is not None and not image.supports_references:
-            raise UserInputError(f"{image.key} cannot take a reference image; pick a model tagged 'refs'")
+        if options.reference is not None:
+            self.check_reference(options.reference)
+            if not image.supports_references:
+                raise UserInputError(f"{image.key} cannot take a reference image; pick a model tagged 'refs'")
         now = self.clock.now()
         return Story(
             guild_id=options.guild_id,
@@ -100,7 +127,6 @@ class StoryService:
             image_model=image.key,
             video_model=video_key,
             video_mode=options.video,
-            reference_path=str(options.reference_path) if options.reference_path else None,
             scene_count=scenes,
             out_dir=str(options.out_dir) if options.out_dir else None,
             created_at=now,
@@ -108,8 +134,26 @@ class StoryService:
         )
 
     async def create(self, options: StoryOptions) -> Story:
-        """Validate, then store the story and its write_story job in one transaction."""
+        """Validate, then store the story and its write_story job in one transaction.
+
+        A reference image is copied into the media store first (under a uuid name); if the
+        transaction fails, the copy is removed, so nothing is left half-made.
+        """
         story = self.validate(options)
+        stored = None
+        if options.reference is not None:
+            ext = self.check_reference(options.reference)
+            stored = await self.media.write_bytes(story.id, options.reference, ext)
+            story.reference_path = str(stored.path)
+        try:
+            await self._insert(story)
+        except BaseException:
+            if stored is not None:
+                stored.path.unlink(missing_ok=True)
+            raise
+        return story
+
+    async def _insert(self, story: Story) -> None:
         async with self.db.transaction() as conn:
             await story_rows.insert(conn, story)
             await self.queue.enqueue(
@@ -121,4 +165,3 @@ class StoryService:
                 provider=self.registry.resolve(story.text_model).provider,
                 conn=conn,
             )
-        return story

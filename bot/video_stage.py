@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-POLL_INTERVAL_S = 5.0
-LOCAL_POLL_INTERVAL_S = 0.0
 _SEPARATOR = "|"  # remote ids are stored as "<model key>|<provider request id>"
 
 
@@ -68,7 +66,7 @@ class VideoStage:
         poll = await _final_unless_retryable(provider.poll_video(request_id))
         if poll.state is VideoState.PENDING:
             spec = self.p.registry.resolve(model_used)
-            delay = LOCAL_POLL_INTERVAL_S if spec.provider == "local" else POLL_INTERVAL_S
+            delay = 0.0 if spec.provider == "local" else self.p.settings.video_poll_s
             raise Reschedule(delay, f"{model_used} is still rendering ({poll.progress or 0}%)")
         if poll.state is VideoState.FAILED:
             raise PermanentFailure(f"{model_used} could not make the clip: {poll.error or 'no reason given'}")

@@ -31,7 +31,8 @@ def test_defaults() -> None:
     assert settings.database_path == Path("./data/storybot.db")
     assert settings.models_file is None
     assert settings.routing == DEFAULT_ROUTING
-    assert settings.routing[Modality.IMAGE].primary_model == "local-sketch"
+    # Real providers first; the router itself ends every chain with the local model.
+    assert settings.routing[Modality.IMAGE].chain == ["gpt-image-1.5", "gemini-3.1-flash-image", "grok-imagine-image"]
     assert settings.routing[Modality.IMAGE].max_retries == 3
     assert settings.routing[Modality.IMAGE].retry_delay_ms == 1000
     assert (settings.worker_concurrency, settings.video_duration_s, settings.log_level) == (4, 4, "INFO")
@@ -98,7 +99,13 @@ def test_routing_override_from_nested_variables(monkeypatch: pytest.MonkeyPatch)
 def test_partial_routing_override_keeps_the_default_primary(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROUTING__VIDEO__RETRY_DELAY_MS", "250")
     video = load_settings().routing[Modality.VIDEO]
-    assert (video.primary_model, video.retry_delay_ms) == ("local-kenburns", 250)
+    assert (video.primary_model, video.retry_delay_ms) == ("grok-imagine-video", 250)
+
+
+def test_overriding_only_the_primary_drops_it_from_the_default_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTING__IMAGE__PRIMARY_MODEL", "gemini-3.1-flash-image")
+    image = load_settings().routing[Modality.IMAGE]
+    assert image.chain == ["gemini-3.1-flash-image", "grok-imagine-image"]
 
 
 @pytest.mark.parametrize(
@@ -142,7 +149,7 @@ def test_primary_model_repeated_in_fallbacks_is_rejected(monkeypatch: pytest.Mon
 
 
 def test_default_primary_repeated_in_fallbacks_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ROUTING__IMAGE__FALLBACKS", '["local-sketch"]')
+    monkeypatch.setenv("ROUTING__IMAGE__FALLBACKS", '["gpt-image-1.5"]')
     with pytest.raises(ConfigError, match="ROUTING__IMAGE"):
         load_settings()
 
