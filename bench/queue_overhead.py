@@ -87,7 +87,7 @@ def _child(mode: str) -> None:
 def _line(label: str, figures: dict[str, float]) -> str:
     total = figures["total_s"]
     return (
-        f"  {label:<22} total {total:8.3f} s  {total / JOBS * 1000:7.3f} ms/job  {JOBS / total:10.0f} jobs/s"
+        f"  {label:<22} total {total:8.3f} s  {total / JOBS * 1000:8.4f} ms/job  {JOBS / total:10.0f} jobs/s"
         f"  (enqueue {figures['enqueue_s']:.3f} s, drain {figures['drain_s']:.3f} s)"
     )
 
