@@ -64,7 +64,11 @@ class Runtime:
 
     async def open(self) -> Runtime:
         await self.db.open()
-        await asyncio.to_thread(self._sweep_leftovers)
+        try:
+            await asyncio.to_thread(self._sweep_leftovers)
+        except BaseException:
+            await self.db.close()  # an open connection's thread would keep the process alive
+            raise
         return self
 
     def _sweep_leftovers(self) -> None:

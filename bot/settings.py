@@ -6,6 +6,8 @@ the CLI prints it and exits 2.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -120,7 +122,19 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"invalid setting {_describe(first)}") from None
-    except SettingsError as exc:
-        raise ConfigError(
-            f"invalid setting: {exc}; list values must be JSON, e.g. ROUTING__IMAGE__FALLBACKS='[\"local-sketch\"]'"
-        ) from None
+    except SettingsError:
+        raise ConfigError(f"invalid setting {_unparsable_variable()}: {JSON_HINT}") from None
+
+
+JSON_HINT = 'list values must be JSON, e.g. ROUTING__IMAGE__FALLBACKS=\'["gemini-3.1-flash-image"]\''
+
+
+def _unparsable_variable() -> str:
+    """pydantic-settings reports only the field ("routing"); find the environment variable to blame."""
+    for name, value in sorted(os.environ.items()):
+        if name.upper().startswith("ROUTING"):
+            try:
+                json.loads(value) if name.upper().endswith(("__FALLBACKS", "ROUTING")) else None
+            except ValueError:
+                return name.upper()
+    return "ROUTING"

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 Row = sqlite3.Row
 Conn = aiosqlite.Connection
+
+BEGIN_RETRY_S = 0.02
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -71,21 +74,26 @@ class Database:
             try:
                 parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StorageError(f"cannot create the database folder {parent}: {exc.strerror}") from None
+                raise StorageError(
+                    f"cannot create the database folder {parent}: {exc.strerror}; set DATABASE_PATH to a writable place"
+                ) from None
         try:
             self._conn = await aiosqlite.connect(self.path, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
             await self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            # Before switching to WAL (which rewrites the header): a newer database is left untouched.
+            await self.check_version()
             await self._conn.execute("PRAGMA journal_mode = WAL")
             await self._conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             await self._conn.execute("PRAGMA foreign_keys = ON")
+            if migrate:
+                await self.migrate()
         except sqlite3.Error as exc:
             await self.close()
             raise StorageError(f"cannot open the database {self.path}: {exc}") from None
-        if migrate:
-            await self.migrate()
-        else:
-            await self.check_version()
+        except BaseException:
+            await self.close()  # an open aiosqlite thread would keep the process from exiting
+            raise
         return self
 
     async def close(self) -> None:
@@ -134,10 +142,7 @@ class Database:
         """
         async with self._write_lock:
             conn = self.conn
-            try:
-                await _uncancellable(conn.execute("BEGIN IMMEDIATE"), undo=conn)
-            except sqlite3.OperationalError as exc:
-                raise StorageError(f"the database is busy: {exc}") from exc
+            await self._begin(conn)
             try:
                 yield conn
             except BaseException:
@@ -149,6 +154,23 @@ class Database:
                 except sqlite3.OperationalError:
                     await _uncancellable(conn.execute("ROLLBACK"))
                     raise
+
+    async def _begin(self, conn: Conn) -> None:
+        """BEGIN IMMEDIATE, waiting up to busy_timeout for another process's write lock.
+
+        SQLite fails at once, without calling the busy handler, while this connection still has a
+        read statement open (another coroutine between execute and close on the shared connection),
+        so a busy error is retried until busy_timeout has passed.
+        """
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                await _uncancellable(conn.execute("BEGIN IMMEDIATE"), undo=conn)
+                return
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise StorageError(f"the database is busy: {exc}") from exc
+            await asyncio.sleep(BEGIN_RETRY_S)
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         async with self.conn.execute(sql, tuple(params)) as cursor:

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # though they share our pid (in a container the pid of a restarted bot is often the same).
 _LIVE_OWNERS: set[str] = set()
 
+STORAGE_RETRY_PAUSE_S = 0.25  # after a failed claim (e.g. the database locked longer than busy_timeout)
+
 
 def make_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -152,7 +154,7 @@ class WorkerPool:
         self._shutting_down = False
         tasks: set[asyncio.Task[None]] = set()
         try:
-            await self._maintain()
+            await self._maintain_quietly()
             while stop is None or not stop.is_set():
                 if self.clock.now() >= self._next_maintenance:
                     await self._maintain_quietly()
@@ -182,6 +184,7 @@ class WorkerPool:
                 job = await run_to_completion(self._claim_and_track())
             except StorageError as exc:
                 log.warning("could not claim a job, will try again: %s", exc)
+                await asyncio.sleep(STORAGE_RETRY_PAUSE_S)  # real time: another process holds the lock
                 return
             if job is None:
                 return
@@ -307,7 +310,7 @@ class WorkerPool:
             await self._maintain()
         except StorageError as exc:
             log.warning("queue maintenance failed, will try again: %s", exc)
-            self._next_maintenance = self.clock.now() + self.maintenance_every_s
+            self._next_maintenance = self.clock.now() + min(self.maintenance_every_s, self.idle_poll_s)
 
     async def _call_give_up(self, job: GenerationJob, error_text: str, conn: Conn) -> None:
         if self.on_give_up is None:

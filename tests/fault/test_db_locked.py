@@ -1,0 +1,182 @@
+"""Another connection holds the database's write lock while a story renders: nothing is lost or doubled."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.domain import JobKind, JobStatus, StoryStatus
+from bot.runtime import Runtime
+from bot.settings import Settings, load_settings
+from bot.stories import StoryOptions
+
+SHORT_BUSY_TIMEOUT_MS = 200
+
+
+class LockHolder:
+    """A plain sqlite3 connection in a thread that holds ``BEGIN IMMEDIATE`` until released."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self._thread = threading.Thread(target=self._hold, name="lock-holder", daemon=True)
+        self._error: BaseException | None = None
+        self._hold_s: float | None = None
+
+    def take(self, *, hold_s: float | None = None) -> None:
+        """Take the lock and return once it is held; with ``hold_s`` it is released after that long."""
+        self._hold_s = hold_s
+        self._thread.start()
+        assert self.held.wait(timeout=10), f"could not take the lock: {self._error}"
+
+    def _hold(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                self.held.set()
+                self.release.wait(timeout=self._hold_s if self._hold_s is not None else 30)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+        except BaseException as exc:  # surfaced by take() or join()
+            self._error = exc
+
+    def join(self) -> None:
+        self.release.set()
+        if self._thread.ident is None:
+            return  # never taken
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive() and self._error is None, self._error
+
+
+class WorkerWarnings(logging.Handler):
+    """Collects warnings and errors from storybot; once every phrase in ``release_after`` has been
+    logged, it releases ``holder``: the lock stays held until the worker has noticed it."""
+
+    def __init__(self, holder: LockHolder, release_after: set[str]) -> None:
+        super().__init__(level=logging.WARNING)
+        self.holder = holder
+        self.release_after = release_after
+        self.messages: list[str] = []
+
+    def seen_all(self) -> bool:
+        return all(any(phrase in m for m in self.messages) for phrase in self.release_after)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        if self.release_after and self.seen_all():
+            self.holder.release.set()
+
+
+@contextmanager
+def watching(holder: LockHolder, release_after: set[str]) -> Iterator[WorkerWarnings]:
+    handler = WorkerWarnings(holder, release_after)
+    loggers = [logging.getLogger("bot"), logging.getLogger("storage")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.chdir(tmp_path)
+    return load_settings(database_path=tmp_path / "storybot.db", media_dir=tmp_path / "media")
+
+
+def lock_on_first_image(rt: Runtime, holder: LockHolder, **take: Any) -> None:
+    """Take the lock the moment the first render_image job starts: mid-story, with jobs in flight."""
+    handlers = rt.pipeline.handlers()
+    real = handlers[JobKind.RENDER_IMAGE]
+    started: list[bool] = []
+
+    async def render_image_then_lock(job: Any, ctx: Any) -> Any:
+        if not started:
+            started.append(True)
+            holder.take(**take)
+        return await real(job, ctx)
+
+    handlers[JobKind.RENDER_IMAGE] = render_image_then_lock
+    rt.pipeline.handlers = lambda: handlers  # type: ignore[method-assign]
+
+
+async def assert_story_whole(rt: Runtime, story_id: str, scenes: int) -> None:
+    """Complete, each scene drawn exactly once, every job settled as succeeded and none left running."""
+    db = rt.db
+    (status,) = await db.fetchone("SELECT status FROM stories WHERE id = ?", (story_id,)) or ("missing",)
+    assert status == StoryStatus.COMPLETE.value
+    rows = await db.fetchall("SELECT image_status, image_path FROM scenes WHERE story_id = ?", (story_id,))
+    assert len(rows) == scenes
+    assert all(r["image_status"] == "complete" and Path(r["image_path"]).is_file() for r in rows)
+    per_scene = await db.fetchall(
+        "SELECT scene_id, count(*) AS n FROM media_assets WHERE kind = 'image' AND status = 'COMPLETED' "
+        "GROUP BY scene_id"
+    )
+    assert len(per_scene) == scenes and all(r["n"] == 1 for r in per_scene)
+    assert (await db.fetchone("SELECT count(*) FROM media_assets WHERE status != 'COMPLETED'") or (1,))[0] == 0
+    jobs = await db.fetchall("SELECT kind, status FROM jobs WHERE story_id = ?", (story_id,))
+    assert jobs and all(r["status"] == JobStatus.SUCCEEDED.value for r in jobs), [tuple(r) for r in jobs]
+
+
+async def test_story_waits_out_a_short_lock(settings: Settings, tmp_path: Path) -> None:
+    holder = LockHolder(settings.database_path)
+    async with Runtime(settings, out_dir=tmp_path / "out") as rt:
+        story = await rt.stories.create(StoryOptions(prompt="a lighthouse keeper befriends a storm", scenes=2))
+        lock_on_first_image(rt, holder, hold_s=1.0)
+        with watching(holder, release_after=set()) as warnings:
+            stats = await rt.run_until_empty()
+        holder.join()
+        assert holder.held.is_set()
+        assert (stats.failed, stats.dead, stats.retried, stats.lease_lost) == (0, 0, 0, 0)
+        # Shorter than busy_timeout: every write simply waited; nothing failed, nothing was retried.
+        assert warnings.messages == []
+        assert (await rt.db.fetchone("SELECT max(attempts) FROM jobs") or (0,))[0] == 1
+        await assert_story_whole(rt, story.id, scenes=2)
+    assert (tmp_path / "out" / story.id / "index.html").is_file()
+
+
+# What the worker must have logged (and survived) before the lock is let go.
+LONG_LOCK_MOMENTS = {
+    "before_the_worker_starts": {"queue maintenance failed", "could not claim a job"},
+    "mid_render": {"could not claim a job", "could not be settled"},
+}
+
+
+@pytest.mark.parametrize("moment", list(LONG_LOCK_MOMENTS))
+async def test_worker_outlasts_a_lock_longer_than_busy_timeout(settings: Settings, tmp_path: Path, moment: str) -> None:
+    holder = LockHolder(settings.database_path)
+    # The fake clock lets a lease left by a settle that failed expire without waiting for it.
+    rt = Runtime(settings, clock=FakeClock(), out_dir=tmp_path / "out")
+    rt.db.busy_timeout_ms = SHORT_BUSY_TIMEOUT_MS
+    async with rt:
+        story = await rt.stories.create(StoryOptions(prompt="a clockmaker who repairs time", scenes=2))
+        with watching(holder, release_after=LONG_LOCK_MOMENTS[moment]) as warnings:
+            if moment == "before_the_worker_starts":
+                holder.take()
+            else:
+                lock_on_first_image(rt, holder)
+            try:
+                stats = await rt.run_until_empty()
+            finally:
+                holder.join()
+        assert warnings.seen_all(), warnings.messages
+        assert stats.failed == 0 and stats.dead == 0
+        await assert_story_whole(rt, story.id, scenes=2)
+        assert (await rt.queue.counts())[JobStatus.RUNNING] == 0
+        if moment == "mid_render":
+            # The jobs whose settle failed were left running; their lease expired and they ran again.
+            assert (await rt.db.fetchone("SELECT max(attempts) FROM jobs") or (0,))[0] >= 2
+    assert (tmp_path / "out" / story.id / "index.html").is_file()
