@@ -98,8 +98,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         print("No DISCORD_TOKEN set: rendering a demo story offline with the local models.")
         options = StoryOptions(prompt=DEMO_PROMPT, scenes=3, video=True, out_dir=args.out)
         return await _render(settings, options)
-    print("storybot: DISCORD_TOKEN is set, but the Discord front end is not built yet.", file=sys.stderr)
-    return EXIT_USAGE
+    from bot.app import run_bot  # imports discord.py only when the bot really runs
+
+    logging.getLogger("bot.app").setLevel(logging.INFO)  # the one "ready" line shows without --verbose
+    return await run_bot(settings)
 
 
 async def _story(args: argparse.Namespace, settings: Settings) -> int:

@@ -126,7 +126,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid setting {_unparsable_variable()}: {JSON_HINT}") from None
 
 
-JSON_HINT = 'list values must be JSON, e.g. ROUTING__IMAGE__FALLBACKS=\'["gemini-3.1-flash-image"]\''
+JSON_HINT = "list values must be JSON, e.g. ROUTING__IMAGE__FALLBACKS='[\"gemini-3.1-flash-image\"]'"
 
 
 def _unparsable_variable() -> str:

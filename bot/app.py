@@ -1,0 +1,171 @@
+"""StoryBot: the Discord front end. Wires a Runtime to discord.py, loads the cogs, runs the workers.
+
+``run_bot(settings)`` is what ``storybot run`` calls when DISCORD_TOKEN is set. A token Discord
+rejects becomes a ConfigError (one line, exit 2), not a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+
+import discord
+import discord.gateway
+import discord.http
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.clock import Clock
+from bot.errors import ConfigError
+from bot.jobs import WorkerPool
+from bot.runtime import Runtime
+from bot.settings import Settings
+from cogs.publisher import NO_MENTIONS, DiscordPublisher
+from cogs.story import StoryCog
+
+log = logging.getLogger(__name__)
+
+WORKER_STOP_S = 10.0  # in-flight jobs get this long to finish on shutdown; the rest are handed back
+API_VERSION_SUFFIX = re.compile(r"/api/v\d+$")
+
+
+def api_base(url: str) -> str:
+    """DISCORD_API_BASE as discord.py's Route.BASE: ``http://host:port`` gets ``/api/v10`` appended."""
+    base = url.rstrip("/")
+    return base if API_VERSION_SUFFIX.search(base) else f"{base}/api/v10"
+
+
+@contextlib.contextmanager
+def discord_endpoints(settings: Settings) -> Iterator[None]:
+    """Point discord.py at DISCORD_API_BASE / DISCORD_GATEWAY_URL (a REST proxy, or a test fake).
+
+    discord.py has no constructor argument for either, so the class attributes are patched
+    (discord-wire.md section 1) and restored on exit.
+    """
+    old_base = discord.http.Route.BASE
+    old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    if settings.discord_api_base:
+        discord.http.Route.BASE = api_base(settings.discord_api_base)
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+    try:
+        yield
+    finally:
+        discord.http.Route.BASE = old_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+
+
+def build_runtime(
+    settings: Settings, *, publisher: DiscordPublisher | None = None, clock: Clock | None = None
+) -> Runtime:
+    """A Runtime whose publisher posts to Discord."""
+    return Runtime(settings, clock=clock, publisher=publisher or DiscordPublisher())
+
+
+class StoryBot(commands.Bot):
+    def __init__(self, runtime: Runtime, *, worker: WorkerPool | None = None, **bot_options: object) -> None:
+        if not isinstance(runtime.publisher, DiscordPublisher):
+            raise TypeError("StoryBot needs a Runtime whose publisher is a DiscordPublisher (see build_runtime)")
+        options: dict[str, object] = {
+            "command_prefix": commands.when_mentioned,
+            "intents": discord.Intents.default(),
+            "allowed_mentions": NO_MENTIONS,
+            "help_command": None,
+        }
+        options.update(bot_options)
+        # A text-only bot: the "voice will NOT be supported" warnings would only alarm operators.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.runtime = runtime
+        self.publisher: DiscordPublisher = runtime.publisher
+        self.publisher.bind(self, runtime)
+        self.worker = worker or runtime.worker()
+        self.synced: list[app_commands.AppCommand] = []
+        self.ready_once = asyncio.Event()
+        self._stop_workers = asyncio.Event()
+        self._worker_task: asyncio.Task[object] | None = None
+        self.tree.error(self._on_app_command_error)
+
+    async def setup_hook(self) -> None:
+        await self.add_cog(StoryCog(self))
+        guild_id = self.runtime.settings.dev_guild_id
+        if guild_id is not None:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            self.synced = await self.tree.sync(guild=guild)
+        else:
+            self.synced = await self.tree.sync()
+        self._worker_task = asyncio.create_task(self.worker.run_forever(self._stop_workers), name="storybot-workers")
+        self._worker_task.add_done_callback(_log_worker_exit)
+
+    async def on_ready(self) -> None:
+        if self.ready_once.is_set():
+            return  # on_ready fires again after a reconnect; say it once
+        self.ready_once.set()
+        scope = f"guild {self.runtime.settings.dev_guild_id}" if self.runtime.settings.dev_guild_id else "globally"
+        servers = len(self.guilds)
+        log.info(
+            "storybot ready as %s (id %s) in %d server%s; %d commands synced %s; %d workers running",
+            self.user,
+            self.user.id if self.user else "?",
+            servers,
+            "" if servers == 1 else "s",
+            len(self.synced),
+            scope,
+            self.worker.concurrency,
+        )
+
+    async def close(self) -> None:
+        await self._stop_worker_pool()
+        await self.publisher.close()
+        await super().close()
+
+    async def _stop_worker_pool(self) -> None:
+        task = self._worker_task
+        if task is None or task.done():
+            return
+        self._stop_workers.set()
+        done, _ = await asyncio.wait({task}, timeout=WORKER_STOP_S)
+        if not done:
+            log.warning("workers did not finish within %.0f s; handing their jobs back to the queue", WORKER_STOP_S)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        log.error("command %s failed", interaction.command.qualified_name if interaction.command else "?",
+                  exc_info=error)  # fmt: skip
+        text = "⚠️ Something went wrong on our side; please try again in a moment."
+        with contextlib.suppress(discord.HTTPException):
+            if interaction.response.is_done():  # after a public defer a followup would be public anyway
+                await interaction.edit_original_response(content=text, embed=None)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+
+
+def _log_worker_exit(task: asyncio.Task[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the worker pool stopped", exc_info=task.exception())
+
+
+async def run_bot(settings: Settings) -> int:
+    """Log in, serve until stopped. Raises ConfigError for a missing or rejected token."""
+    if settings.discord_token is None:
+        raise ConfigError("DISCORD_TOKEN is not set")
+    token = settings.discord_token.get_secret_value().strip()
+    with discord_endpoints(settings):
+        async with build_runtime(settings) as runtime:
+            bot = StoryBot(runtime)
+            try:
+                async with bot:
+                    await bot.start(token)
+            except discord.LoginFailure:
+                raise ConfigError("Discord rejected DISCORD_TOKEN (login failed); copy the bot token again") from None
+            except discord.PrivilegedIntentsRequired:
+                raise ConfigError("Discord refused the bot's intents; enable them in the developer portal") from None
+    return 0

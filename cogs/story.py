@@ -1,0 +1,142 @@
+"""/story new: validate, acknowledge, create the story, and answer with its storyboard.
+
+Validation runs before the interaction is acknowledged: it reads only memory (plus a reference
+image's download, bounded well inside Discord's 3 seconds), and an error sent with
+``send_message(ephemeral=True)`` is really private, unlike the first followup after a public defer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.domain import Modality
+from bot.errors import StorybotError, UserInputError
+from bot.stories import StoryOptions
+from cogs.publisher import NO_MENTIONS
+from cogs.render import model_choices, storyboard_embed
+from cogs.storyboard import load_board
+
+if TYPE_CHECKING:
+    from bot.app import StoryBot
+
+log = logging.getLogger(__name__)
+
+REFERENCE_READ_BUDGET_S = 1.5  # the download must leave time to acknowledge within 3 s
+
+
+def check_attachment(attachment: discord.Attachment, limit_bytes: int) -> None:
+    """What Discord tells us about an attachment, checked before it is downloaded."""
+    content_type = (attachment.content_type or "").split(";")[0].strip().lower()
+    if not content_type.startswith("image/"):
+        shown = content_type or "an unknown type"
+        raise UserInputError(f"the reference must be an image (PNG, JPEG or WebP), not {shown}")
+    if attachment.size > limit_bytes:
+        raise UserInputError(
+            f"the reference image is {attachment.size / 2**20:.1f} MiB; keep it under {limit_bytes / 2**20:.0f} MiB"
+        )
+
+
+async def read_reference(attachment: discord.Attachment) -> bytes:
+    try:
+        return await asyncio.wait_for(attachment.read(), REFERENCE_READ_BUDGET_S)
+    except TimeoutError:
+        raise UserInputError("the reference image took too long to download; try a smaller file") from None
+    except discord.HTTPException:
+        raise UserInputError("the reference image could not be downloaded; attach it again") from None
+
+
+class StoryCog(commands.Cog):
+    story = app_commands.Group(name="story", description="Illustrated, optionally animated stories", guild_only=True)
+
+    def __init__(self, bot: StoryBot) -> None:
+        self.bot = bot
+        self.runtime = bot.runtime
+        self.publisher = bot.publisher
+
+    @story.command(name="new", description="Write a story from a prompt and illustrate every scene")
+    @app_commands.describe(
+        prompt="What the story is about, e.g. 'a lighthouse keeper befriends a storm'",
+        scenes="How many scenes (1-10, default 4)",
+        image_model="The model that draws the scenes",
+        video="Also animate each scene into a short clip",
+        video_model="The model that animates the scenes (needs video)",
+        style="An art style, e.g. 'watercolour'",
+        reference="A picture of the characters or the look you want (PNG, JPEG or WebP)",
+    )
+    async def story_new(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        scenes: app_commands.Range[int, 1, 10] = 4,
+        image_model: str | None = None,
+        video: bool = False,
+        video_model: str | None = None,
+        style: str | None = None,
+        reference: discord.Attachment | None = None,
+    ) -> None:
+        options = StoryOptions(
+            prompt=prompt,
+            scenes=scenes,
+            video=video,
+            image_model=(image_model or "").strip() or None,
+            video_model=(video_model or "").strip() or None,
+            style=style,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            owner_id=interaction.user.id,
+        )
+        try:
+            options = await self._validated(options, reference)
+        except UserInputError as exc:
+            await interaction.response.send_message(f"⚠️ Cannot start the story: {exc}", ephemeral=True)
+            return
+        await interaction.response.defer()
+        try:
+            story = await self.runtime.stories.create(options)
+        except StorybotError as exc:
+            log.warning("creating a story failed after its checks passed: %s", exc)
+            await interaction.edit_original_response(content=f"⚠️ The story could not be started: {exc}")
+            return
+        board = await load_board(self.runtime.db, self.runtime.queue, story.id)
+        assert board is not None
+        message = await interaction.edit_original_response(embed=storyboard_embed(board), allowed_mentions=NO_MENTIONS)
+        await self.publisher.attach_storyboard(story.id, message.id)
+        log.info("story %s started by %s in channel %s", story.id, interaction.user.id, interaction.channel_id)
+
+    async def _validated(self, options: StoryOptions, reference: discord.Attachment | None) -> StoryOptions:
+        """Options with the reference's bytes, or UserInputError. Stores nothing."""
+        service = self.runtime.stories
+        service.validate(options)
+        if reference is None:
+            return options
+        check_attachment(reference, self.runtime.settings.max_reference_bytes)
+        options = dataclasses.replace(options, reference=await read_reference(reference))
+        service.validate(options)
+        return options
+
+    @story_new.autocomplete("image_model")
+    async def image_model_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return self._choices(Modality.IMAGE, current)
+
+    @story_new.autocomplete("video_model")
+    async def video_model_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return self._choices(Modality.VIDEO, current)
+
+    def _choices(self, modality: Modality, current: str) -> list[app_commands.Choice[str]]:
+        rt = self.runtime
+        return model_choices(rt.registry.usable(modality), current, lambda key: rt.router.breakers.state(key).value)
+
+
+async def setup(bot: StoryBot) -> None:
+    await bot.add_cog(StoryCog(bot))
