@@ -28,6 +28,7 @@ from storage.db import Database
 DEMO_PROMPT = "a lighthouse keeper befriends a storm"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+RESUME_HINT = "Run `storybot work` (or start the bot again) to finish."
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"storybot: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("\nstorybot: interrupted; nothing is lost. Run `storybot work` to finish.", file=sys.stderr)
+        print(f"\nstorybot: interrupted; nothing is lost. {RESUME_HINT}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from bot.clock import FakeClock
 from storage.db import Database
+from tests.fakes.providers import FakeProviders
 
 
 @pytest.fixture
@@ -26,3 +27,10 @@ async def db(db_path: Path) -> AsyncIterator[Database]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeProviders]:
+    """The fake OpenAI / Gemini / xAI server on 127.0.0.1."""
+    async with FakeProviders() as server:
+        yield server

@@ -25,12 +25,6 @@ IMAGE_MODALITIES = types.GenerateContentConfig(response_modalities=["IMAGE", "TE
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeProviders]:
-    async with FakeProviders() as server:
-        yield server
-
-
-@pytest.fixture
 async def oai(fake: FakeProviders) -> AsyncIterator[openai.AsyncOpenAI]:
     client = openai.AsyncOpenAI(api_key="sk-test", base_url=fake.openai_base_url, max_retries=0, timeout=5.0)
     yield client

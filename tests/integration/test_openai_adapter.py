@@ -25,12 +25,6 @@ AdapterFactory = Callable[..., OpenAIAdapter]
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeProviders]:
-    async with FakeProviders() as server:
-        yield server
-
-
-@pytest.fixture
 async def make_adapter(
     fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[AdapterFactory]:

@@ -10,7 +10,6 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,6 @@ from bot.stories import StoryOptions
 from storage import assets, scenes, stories
 from storage import jobs as job_rows
 from tests.fakes.providers import FakeProviders, Fault, png_bytes
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProviders]:
-    async with FakeProviders() as server:
-        yield server
 
 
 def provider_env(fake: FakeProviders, tmp_path: Path) -> dict[str, str]:

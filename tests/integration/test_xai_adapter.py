@@ -35,12 +35,6 @@ Build = Callable[..., Awaitable[XAIAdapter]]
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeProviders]:
-    async with FakeProviders() as server:
-        yield server
-
-
-@pytest.fixture
 async def build(fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Build]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("XAI_API_KEY", raising=False)
