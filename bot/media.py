@@ -123,6 +123,21 @@ def fsync_and_replace(temp: Path, final: Path) -> None:
         raise MediaWriteError(f"could not store {final.name}: {exc.strerror or exc}", errno=exc.errno) from exc
 
 
+def sweep_partials(folder: Path, pattern: str, older_than_s: float, now: float | None = None) -> int:
+    """Remove temp files a killed writer left behind (``pattern`` under ``folder``) older than
+    ``older_than_s``; a younger one may belong to a writer still at work. Blocking."""
+    cutoff = (time.time() if now is None else now) - older_than_s
+    removed = 0
+    for part in folder.glob(pattern):
+        with contextlib.suppress(FileNotFoundError):
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
+                removed += 1
+    if removed:
+        log.info("removed %d stale partial files under %s", removed, folder)
+    return removed
+
+
 def link_or_copy(source: Path, dest: Path) -> None:
     """Put a copy of ``source`` at ``dest`` (a hard link when the filesystem allows), keeping ``source``."""
     dest.unlink(missing_ok=True)
@@ -215,17 +230,8 @@ class MediaStore:
         return StoredFile(final, size, digest, mime_for(final))
 
     def sweep_partials(self, older_than_s: float, now: float | None = None) -> int:
-        """Remove ``.part`` files older than ``older_than_s``; returns how many. Blocking."""
-        cutoff = (time.time() if now is None else now) - older_than_s
-        removed = 0
-        for part in self.root.glob("*/.*.part"):
-            with contextlib.suppress(FileNotFoundError):
-                if part.stat().st_mtime < cutoff:
-                    part.unlink()
-                    removed += 1
-        if removed:
-            log.info("removed %d stale partial media files", removed)
-        return removed
+        """Remove ``.part`` files older than ``older_than_s`` under the store; returns how many. Blocking."""
+        return sweep_partials(self.root, "*/.*.part", older_than_s, now)
 
     def delete_story(self, story_id: str) -> None:
         """Remove every file of one story. Blocking."""

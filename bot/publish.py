@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.domain import ImageStatus, Scene, Story, VideoStatus
-from bot.media import atomic_write_text
+from bot.media import atomic_write_text, sweep_partials
+
+STALE_PARTIAL_S = 3600.0  # a temp file this old was left by a killed render
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class OfflinePublisher:
     def _render(self, delivery: Delivery) -> str:
         folder = self.folder(delivery.story)
         folder.mkdir(parents=True, exist_ok=True)
+        sweep_partials(folder, ".*.part", STALE_PARTIAL_S)
         for scene in delivery.scenes:
             _copy_media(scene.image_path, folder / _media_name(scene, "image", scene.image_path))
             _copy_media(scene.video_path, folder / _media_name(scene, "video", scene.video_path))

@@ -14,7 +14,8 @@ import av
 import pytest
 from PIL import Image
 
-from bot.media import MediaStore
+from bot.media import MediaStore, sweep_partials
+from bot.publish import STALE_PARTIAL_S
 from bot.runtime import PARTIAL_MAX_AGE_S
 
 pytestmark = pytest.mark.slow
@@ -92,4 +93,5 @@ def test_sigkill_then_work_completes_the_story(tmp_path: Path, moment: str) -> N
         assert leftover.name.startswith(".") and str(leftover) not in referenced
     now = time.time() + PARTIAL_MAX_AGE_S + 1
     MediaStore(tmp_path / "media").sweep_partials(PARTIAL_MAX_AGE_S, now)
+    sweep_partials(out, "*/.*.part", STALE_PARTIAL_S, now)  # the storybook's own temp copies
     assert not list(tmp_path.rglob("*.part"))
