@@ -20,19 +20,19 @@ MAX_ERROR_CHARS = 300
 async def record_give_up(pipeline: Pipeline, job: GenerationJob, error: str, conn: Conn) -> None:
     error = error[:MAX_ERROR_CHARS]
     now = pipeline.clock.now()
-    asset = await assets.get_in(conn, job.id)
+    asset = await assets.get(conn, job.id)
     if asset is not None and asset.status in (AssetStatus.PENDING, AssetStatus.GENERATING):
         await assets.set_status(conn, job.id, AssetStatus.FAILED, now=now, generation_metadata={"error": error})
     story_id = job.payload.get("story_id")
     if job.kind is JobKind.WRITE_STORY and story_id:
-        story = await stories.get_in(conn, story_id)
+        story = await stories.get(conn, story_id)
         if story is not None and story.status in (StoryStatus.QUEUED, StoryStatus.WRITING):
             await stories.set_status(conn, story_id, StoryStatus.FAILED, now=now, error=error)
             await pipeline.enqueue_delivery(conn, story, "story", f"story:{story_id}:{job.id}", None)
         return
     scene_id = job.payload.get("scene_id")
-    scene = await scenes.get_in(conn, scene_id) if scene_id else None
-    story = await stories.get_in(conn, scene.story_id) if scene else None
+    scene = await scenes.get(conn, scene_id) if scene_id else None
+    story = await stories.get(conn, scene.story_id) if scene else None
     if scene is None or story is None:
         return
     if job.kind is JobKind.RENDER_IMAGE and scene.image_status in (ImageStatus.PENDING, ImageStatus.GENERATING):

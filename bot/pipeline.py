@@ -117,7 +117,7 @@ class Pipeline:
         """The asset row for this job (its id is the job's), created GENERATING on the first attempt."""
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            if await assets.get_in(conn, job.id) is None:
+            if await assets.get(conn, job.id) is None:
                 asset = MediaAsset(
                     id=job.id, story_id=scene.story_id, scene_id=scene.id, kind=kind,
                     model_requested=model, created_at=now, updated_at=now,
@@ -128,10 +128,10 @@ class Pipeline:
 
     async def settle_story(self, conn: Conn, story_id: str, cause: str) -> None:
         """Finish the story once every scene has reached an end state (called inside a transaction)."""
-        story = await stories.get_in(conn, story_id)
+        story = await stories.get(conn, story_id)
         if story is None or story.status is not StoryStatus.ILLUSTRATING:
             return
-        rows = await scenes.list_in(conn, story_id)
+        rows = await scenes.list_for_story(conn, story_id)
         if len(rows) < story.scene_count or not all(_scene_settled(story, s) for s in rows):
             return
         drawn = any(s.image_status is ImageStatus.COMPLETE for s in rows)
@@ -238,7 +238,7 @@ class Pipeline:
             await scenes.set_video(conn, scene.id, VideoStatus.PENDING, now=self.clock.now())
             await self.enqueue(conn, JobKind.RENDER_VIDEO, story, f"video:{scene.id}:0", scene_id=scene.id)
         if scene.index == 0 and self._anchored(story):
-            for other in (await scenes.list_in(conn, story.id))[1:]:
+            for other in (await scenes.list_for_story(conn, story.id))[1:]:
                 await self.enqueue(conn, JobKind.RENDER_IMAGE, story, f"image:{other.id}:0", scene_id=other.id)
         await self.settle_story(conn, story.id, f"image:{scene.id}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain import ASSET_TRANSITIONS, AssetKind, AssetStatus, MediaAsset, check_transition
-from storage.db import Conn, Database, Row, dumps, loads
+from storage.db import Conn, Database, Row, Target, dumps, fetch_one, loads
 
 _FIELDS = (
     "id", "story_id", "scene_id", "kind", "status", "model_requested", "model_used", "fallback_occurred",
@@ -31,14 +31,8 @@ async def insert(conn: Conn, asset: MediaAsset) -> MediaAsset:
     return asset
 
 
-async def get(db: Database, asset_id: str) -> MediaAsset | None:
-    row = await db.fetchone(f"SELECT {_COLUMNS} FROM media_assets WHERE id = ?", (asset_id,))
-    return _asset(row) if row else None
-
-
-async def get_in(conn: Conn, asset_id: str) -> MediaAsset | None:
-    async with conn.execute(f"SELECT {_COLUMNS} FROM media_assets WHERE id = ?", (asset_id,)) as cursor:
-        row = await cursor.fetchone()
+async def get(target: Target, asset_id: str) -> MediaAsset | None:
+    row = await fetch_one(target, f"SELECT {_COLUMNS} FROM media_assets WHERE id = ?", (asset_id,))
     return _asset(row) if row else None
 
 
@@ -46,7 +40,7 @@ async def set_status(conn: Conn, asset_id: str, status: AssetStatus, *, now: flo
     unknown = set(fields) - _FINISH_FIELDS
     if unknown:
         raise ValueError(f"assets.set_status cannot set {sorted(unknown)}")
-    asset = await get_in(conn, asset_id)
+    asset = await get(conn, asset_id)
     if asset is None:
         raise LookupError(f"asset {asset_id} does not exist")
     check_transition(ASSET_TRANSITIONS, asset.status, status)

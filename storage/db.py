@@ -204,6 +204,24 @@ async def _uncancellable(statement: Awaitable[Any], *, undo: Conn | None = None)
         raise
 
 
+Target = Database | Conn
+"""Where a read runs: the database, or the connection of a transaction the caller holds open."""
+
+
+def connection_of(target: Target) -> Conn:
+    return target.conn if isinstance(target, Database) else target
+
+
+async def fetch_one(target: Target, sql: str, params: Iterable[Any] = ()) -> Row | None:
+    async with connection_of(target).execute(sql, tuple(params)) as cursor:
+        return await cursor.fetchone()
+
+
+async def fetch_all(target: Target, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+    async with connection_of(target).execute(sql, tuple(params)) as cursor:
+        return list(await cursor.fetchall())
+
+
 def _split_sql(script: str) -> list[str]:
     """Split a migration into statements (our migrations use no triggers or semicolons in strings)."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]

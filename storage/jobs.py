@@ -14,11 +14,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bot.domain import GenerationJob, JobStatus
-from storage.db import Conn, Database, Row, dumps, loads
+from storage.db import Conn, Database, Row, Target, dumps, fetch_all, fetch_one, loads
 
 log = logging.getLogger(__name__)
-
-Target = Database | Conn
 
 _COLUMNS = (
     "id, kind, payload, status, attempts, max_attempts, run_after, lease_owner, lease_expires_at, "
@@ -44,20 +42,6 @@ async def _writing(target: Target) -> AsyncIterator[Conn]:
             yield conn
     else:
         yield target
-
-
-def _conn(target: Target) -> Conn:
-    return target.conn if isinstance(target, Database) else target
-
-
-async def _one(target: Target, sql: str, params: Iterable[Any] = ()) -> Row | None:
-    async with _conn(target).execute(sql, tuple(params)) as cursor:
-        return await cursor.fetchone()
-
-
-async def _all(target: Target, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-    async with _conn(target).execute(sql, tuple(params)) as cursor:
-        return list(await cursor.fetchall())
 
 
 async def _changed(conn: Conn, sql: str, params: Iterable[Any]) -> int:
@@ -95,9 +79,9 @@ async def insert(target: Target, job: GenerationJob) -> GenerationJob:
             ),
         )  # fmt: skip
         if job.idempotency_key is None:
-            row = await _one(conn, "SELECT * FROM jobs WHERE id = ?", (job.id,))
+            row = await fetch_one(conn, "SELECT * FROM jobs WHERE id = ?", (job.id,))
         else:
-            row = await _one(conn, "SELECT * FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,))
+            row = await fetch_one(conn, "SELECT * FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,))
     if row is None:  # pragma: no cover - the insert above guarantees a row
         raise LookupError(f"job {job.id} vanished after insert")
     return _job(row)
@@ -134,7 +118,7 @@ async def claim(
     providers, users = sorted(exclude_providers), sorted(exclude_users)
     sql = claim_sql(len(providers), len(users))
     async with _writing(target) as conn:
-        row = await _one(conn, sql, (owner, now + lease_s, now, now, *providers, *users))
+        row = await fetch_one(conn, sql, (owner, now + lease_s, now, now, *providers, *users))
     return None if row is None else _job(row)
 
 
@@ -221,13 +205,13 @@ async def set_remote_id(target: Target, job_id: str, owner: str, remote_id: str)
 
 async def _recover(conn: Conn, where: str, params: tuple[Any, ...], now: float, reason: str) -> list[GenerationJob]:
     """Running jobs matching ``where``: dead if out of attempts, else back to the queue now."""
-    dead_rows = await _all(
+    dead_rows = await fetch_all(
         conn,
         "UPDATE jobs SET status = 'dead', finished_at = ?, updated_at = ?, lease_expires_at = NULL, "
         f"last_error = ? WHERE status = 'running' AND attempts >= max_attempts AND {where} RETURNING *",
         (now, now, f"{reason}; no attempts left", *params),
     )
-    requeued = await _all(
+    requeued = await fetch_all(
         conn,
         "UPDATE jobs SET status = 'queued', run_after = ?, updated_at = ?, lease_owner = NULL, "
         f"lease_expires_at = NULL, last_error = ? WHERE status = 'running' AND {where} "
@@ -267,7 +251,7 @@ async def release_orphans(
     are live workers and are left alone. Returns the jobs marked dead.
     """
     async with _writing(target) as conn:
-        rows = await _all(conn, "SELECT id, lease_owner FROM jobs WHERE status = 'running' AND lease_owner LIKE ?",
+        rows = await fetch_all(conn, "SELECT id, lease_owner FROM jobs WHERE status = 'running' AND lease_owner LIKE ?",
                           (f"{host}:%",))  # fmt: skip
         orphans = []
         for row in rows:
@@ -298,26 +282,26 @@ async def cancel(target: Target, *, job_id: str | None = None, story_id: str | N
 
 
 async def get(target: Target, job_id: str) -> GenerationJob | None:
-    row = await _one(target, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+    row = await fetch_one(target, "SELECT * FROM jobs WHERE id = ?", (job_id,))
     return None if row is None else _job(row)
 
 
 async def list_for_story(target: Target, story_id: str) -> list[GenerationJob]:
-    rows = await _all(target, "SELECT * FROM jobs WHERE story_id = ? ORDER BY created_at, id", (story_id,))
+    rows = await fetch_all(target, "SELECT * FROM jobs WHERE story_id = ? ORDER BY created_at, id", (story_id,))
     return [_job(row) for row in rows]
 
 
 async def counts(target: Target) -> dict[str, int]:
     """Jobs per status; every status is present, zero included."""
     found = {status.value: 0 for status in JobStatus}
-    for row in await _all(target, "SELECT status, COUNT(*) AS n FROM jobs GROUP BY status"):
+    for row in await fetch_all(target, "SELECT status, COUNT(*) AS n FROM jobs GROUP BY status"):
         found[row["status"]] = int(row["n"])
     return found
 
 
 async def next_run_after(target: Target) -> float | None:
     """The earliest run_after among queued jobs (ready or not)."""
-    row = await _one(target, "SELECT MIN(run_after) FROM jobs WHERE status = 'queued'")
+    row = await fetch_one(target, "SELECT MIN(run_after) FROM jobs WHERE status = 'queued'")
     return None if row is None or row[0] is None else float(row[0])
 
 
@@ -329,7 +313,7 @@ async def oldest_queued_age(target: Target, now: float) -> float | None:
 
 async def queue_position(target: Target, job_id: str) -> int:
     """1 for the next queued job to run, 2 for the one after...; 0 if the job is not queued."""
-    row = await _one(
+    row = await fetch_one(
         target,
         "SELECT COUNT(*) FROM jobs AS ahead, jobs AS this WHERE this.id = ? AND this.status = 'queued' "
         "AND ahead.status = 'queued' AND (ahead.run_after < this.run_after "

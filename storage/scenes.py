@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.domain import IMAGE_TRANSITIONS, VIDEO_TRANSITIONS, ImageStatus, Scene, VideoStatus, check_transition
-from storage.db import Conn, Database, Row
+from storage.db import Conn, Row, Target, fetch_all, fetch_one
 
 _FIELDS = (
     "id", "story_id", "idx", "text", "image_status", "image_path", "image_model_requested", "image_model_used",
@@ -42,25 +42,13 @@ async def insert_many(conn: Conn, scenes: Iterable[Scene]) -> None:
     )
 
 
-async def get(db: Database, scene_id: str) -> Scene | None:
-    row = await db.fetchone(f"SELECT {_COLUMNS} FROM scenes WHERE id = ?", (scene_id,))
+async def get(target: Target, scene_id: str) -> Scene | None:
+    row = await fetch_one(target, f"SELECT {_COLUMNS} FROM scenes WHERE id = ?", (scene_id,))
     return _scene(row) if row else None
 
 
-async def get_in(conn: Conn, scene_id: str) -> Scene | None:
-    async with conn.execute(f"SELECT {_COLUMNS} FROM scenes WHERE id = ?", (scene_id,)) as cursor:
-        row = await cursor.fetchone()
-    return _scene(row) if row else None
-
-
-async def list_for_story(db: Database, story_id: str) -> list[Scene]:
-    rows = await db.fetchall(f"SELECT {_COLUMNS} FROM scenes WHERE story_id = ? ORDER BY idx", (story_id,))
-    return [_scene(row) for row in rows]
-
-
-async def list_in(conn: Conn, story_id: str) -> list[Scene]:
-    async with conn.execute(f"SELECT {_COLUMNS} FROM scenes WHERE story_id = ? ORDER BY idx", (story_id,)) as cursor:
-        rows = await cursor.fetchall()
+async def list_for_story(target: Target, story_id: str) -> list[Scene]:
+    rows = await fetch_all(target, f"SELECT {_COLUMNS} FROM scenes WHERE story_id = ? ORDER BY idx", (story_id,))
     return [_scene(row) for row in rows]
 
 
@@ -78,7 +66,7 @@ async def _set_stage(
     unknown = set(fields) - _STAGE_FIELDS[stage]
     if unknown:
         raise ValueError(f"scenes.set_{stage} cannot set {sorted(unknown)}")
-    scene = await get_in(conn, scene_id)
+    scene = await get(conn, scene_id)
     if scene is None:
         raise LookupError(f"scene {scene_id} does not exist")
     if stage == "image":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain import STORY_TRANSITIONS, Story, StoryStatus, check_transition
-from storage.db import Conn, Database, Row
+from storage.db import Conn, Database, Row, Target, fetch_one
 
 _COLUMNS = (
     "id, guild_id, channel_id, thread_id, owner_id, prompt, title, style, bible, text_model, image_model, "
@@ -31,15 +31,8 @@ async def insert(conn: Conn, story: Story) -> Story:
     return story
 
 
-async def get(db: Database, story_id: str) -> Story | None:
-    row = await db.fetchone(f"SELECT {_COLUMNS} FROM stories WHERE id = ?", (story_id,))
-    return _story(row) if row else None
-
-
-async def get_in(conn: Conn, story_id: str) -> Story | None:
-    """Read inside an open transaction."""
-    async with conn.execute(f"SELECT {_COLUMNS} FROM stories WHERE id = ?", (story_id,)) as cursor:
-        row = await cursor.fetchone()
+async def get(target: Target, story_id: str) -> Story | None:
+    row = await fetch_one(target, f"SELECT {_COLUMNS} FROM stories WHERE id = ?", (story_id,))
     return _story(row) if row else None
 
 
