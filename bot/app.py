@@ -24,7 +24,10 @@ from bot.errors import ConfigError
 from bot.jobs import WorkerPool
 from bot.runtime import Runtime
 from bot.settings import Settings
+from cogs import buttons
+from cogs.config import ConfigCog
 from cogs.publisher import NO_MENTIONS, DiscordPublisher
+from cogs.status import StatusCog
 from cogs.story import StoryCog
 
 log = logging.getLogger(__name__)
@@ -91,7 +94,9 @@ class StoryBot(commands.Bot):
         self.tree.error(self._on_app_command_error)
 
     async def setup_hook(self) -> None:
-        await self.add_cog(StoryCog(self))
+        for cog in (StoryCog(self), ConfigCog(self), StatusCog(self)):
+            await self.add_cog(cog)
+        buttons.register(self)
         guild_id = self.runtime.settings.dev_guild_id
         if guild_id is not None:
             guild = discord.Object(id=guild_id)

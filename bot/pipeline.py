@@ -24,6 +24,7 @@ from bot.domain import (
     JobKind,
     MediaAsset,
     Modality,
+    RoutingConfig,
     Scene,
     Story,
     StoryStatus,
@@ -39,7 +40,7 @@ from bot.registry import ModelSpec, Registry
 from bot.routing import ModelRouter, Routed
 from bot.settings import Settings
 from bot.video_stage import VideoStage
-from storage import assets, scenes, stories
+from storage import assets, guilds, scenes, stories
 from storage.db import Conn, Database
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ class Pipeline:
             await stories.set_status(conn, story.id, StoryStatus.WRITING, now=self.clock.now())
         request = StoryRequest(model="", prompt=story.prompt, scene_count=story.scene_count, style=story.style)
         routed = await self.route(
+            story,
             story.text_model,
             Modality.TEXT,
             lambda spec: self.providers.text(spec.provider).write_story(
@@ -204,6 +206,7 @@ class Pipeline:
             seed=f"{story.id}:{scene.index}",
         )
         routed = await self.route(
+            story,
             story.image_model,
             Modality.IMAGE,
             lambda spec: self.providers.image(spec.provider).generate_image(_for_model(request, spec)),
@@ -254,9 +257,16 @@ class Pipeline:
 
     # -- routing errors -> queue outcomes ---------------------------------------------------------
 
-    async def route(self, requested: str, modality: Modality, invoke: Any, **needs: Any) -> Routed[Any]:
+    async def routing_for(self, story: Story, modality: Modality) -> RoutingConfig:
+        """The story's server's routing for a modality (set with /config), else the operator's."""
+        default = self.settings.routing[modality]
+        config = await guilds.get(self.db, story.guild_id) if story.guild_id is not None else None
+        return default if config is None else config.routing_for(modality, default)
+
+    async def route(self, story: Story, requested: str, modality: Modality, invoke: Any, **needs: Any) -> Routed[Any]:
+        routing = await self.routing_for(story, modality)
         try:
-            return await self.router.call(requested, modality, invoke, **needs)
+            return await self.router.call(requested, modality, invoke, routing=routing, **needs)
         except ProviderError as exc:
             if exc.kind.retry_same_model:
                 raise  # the queue retries with backoff

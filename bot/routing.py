@@ -94,11 +94,19 @@ class ModelRouter:
         registry.set_cooldown_hook(self.cooldowns.remaining)
 
     def chain(
-        self, requested: str, modality: Modality, *, needs_references: bool = False, duration_s: int | None = None
+        self,
+        requested: str,
+        modality: Modality,
+        *,
+        needs_references: bool = False,
+        duration_s: int | None = None,
+        routing: RoutingConfig | None = None,
     ) -> list[ModelSpec]:
         """Usable models able to do this job, in the order they will be tried (breakers aside):
-        the requested model, the configured real ones, then local models last."""
-        configured = [key for key in self.routing[modality].chain if self.registry.get(key) is not None]
+        the requested model, the configured real ones (``routing``, e.g. a server's own, or the
+        operator's), then local models last."""
+        config = routing or self.routing[modality]
+        configured = [key for key in config.chain if self.registry.get(key) is not None]
         real = [key for key in configured if self.registry.resolve(key).provider != "local"]
         local = [key for key in configured if key not in real]
         keys = [self.registry.canonical(requested), *real, *local, LOCAL_MODELS[modality]]
@@ -122,10 +130,13 @@ class ModelRouter:
         *,
         needs_references: bool = False,
         duration_s: int | None = None,
+        routing: RoutingConfig | None = None,
     ) -> Routed[T]:
         requested_key = self.registry.canonical(requested)
-        chain = self.chain(requested, modality, needs_references=needs_references, duration_s=duration_s)
-        config = self.routing[modality]
+        config = routing or self.routing[modality]
+        chain = self.chain(
+            requested, modality, needs_references=needs_references, duration_s=duration_s, routing=config
+        )
         warnings: list[str] = []
         waits: list[float] = []  # how long until a skipped model could be tried again
         last_error: ProviderError | None = None

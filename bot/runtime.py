@@ -17,6 +17,7 @@ from bot.media import MediaStore
 from bot.pipeline import Pipeline
 from bot.providers import ProviderSet
 from bot.publish import OfflinePublisher, Publisher
+from bot.quotas import Quotas
 from bot.registry import Registry
 from bot.routing import ModelRouter
 from bot.settings import Settings
@@ -49,6 +50,7 @@ class Runtime:
         self.publisher: Publisher = publisher or OfflinePublisher(out_dir)
         self.queue = JobQueue(self.db, self.clock, lease_s=settings.job_lease_s, max_attempts=settings.job_max_attempts)
         self.router = ModelRouter(self.registry, settings.routing, self.clock)
+        self.quotas = Quotas(self.db, settings, self.clock)
         self.stories = StoryService(self.db, self.queue, self.registry, self.media, settings, self.clock)
         self.pipeline = Pipeline(
             db=self.db,

@@ -73,6 +73,19 @@ class Settings(BaseSettings):
     video_duration_s: int = Field(default=4, ge=3, le=5)
     video_poll_s: float = Field(default=5.0, ge=0.0, le=60.0)  # between polls of a provider's render
     max_reference_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+    max_running_stories: int = Field(default=2, ge=1, le=20)  # per user, across servers
+
+    # Model health (checks use each provider's model listing, never a generation)
+    health_check_interval_s: float = Field(default=60.0, ge=5, le=3600)
+    health_cache_s: float = Field(default=30.0, ge=1, le=3600)
+    metrics_aggregate_s: float = Field(default=300.0, ge=10, le=3600)
+    metrics_retention_days: int = Field(default=30, ge=1, le=365)
+    alert_unavailable_s: float = Field(default=300.0, ge=0)  # a primary model down for longer than this
+    alert_fallback_rate: float = Field(default=0.10, gt=0, le=1)  # over the last hour
+    alert_error_rate: float = Field(default=0.05, gt=0, le=1)  # over the last 10 minutes
+    alert_slow_call_s: float = Field(default=30.0, gt=0)  # one response slower than this
+    health_http_host: str = "127.0.0.1"
+    health_http_port: int = Field(default=8080, ge=0, le=65535)  # 0 turns /health and /metrics off
 
     log_level: str = "INFO"
 

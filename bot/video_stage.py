@@ -123,6 +123,7 @@ class VideoStage:
             seed=f"{story.id}:{scene.index}",
         )
         routed = await self.p.route(
+            story,
             requested,
             Modality.VIDEO,
             lambda spec: self.p.providers.video(spec.provider).submit_video(

@@ -19,6 +19,7 @@ from discord.ext import commands
 from bot.domain import Modality
 from bot.errors import StorybotError, UserInputError
 from bot.stories import StoryOptions
+from cogs.library import StoryLibrary
 from cogs.publisher import NO_MENTIONS
 from cogs.render import model_choices, storyboard_embed
 from cogs.storyboard import load_board
@@ -59,6 +60,7 @@ class StoryCog(commands.Cog):
         self.bot = bot
         self.runtime = bot.runtime
         self.publisher = bot.publisher
+        self.library = StoryLibrary(bot)
 
     @story.command(name="new", description="Write a story from a prompt and illustrate every scene")
     @app_commands.describe(
@@ -113,7 +115,7 @@ class StoryCog(commands.Cog):
     async def _validated(self, options: StoryOptions, reference: discord.Attachment | None) -> StoryOptions:
         """Options with the reference's bytes, or UserInputError. Stores nothing."""
         service = self.runtime.stories
-        service.validate(options)
+        await self.runtime.quotas.check_story(service.validate(options))
         if reference is None:
             return options
         check_attachment(reference, self.runtime.settings.max_reference_bytes)
@@ -132,6 +134,26 @@ class StoryCog(commands.Cog):
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         return self._choices(Modality.VIDEO, current)
+
+    @story.command(name="list", description="Your stories in this server, newest first")
+    @app_commands.describe(page="Which page of your stories (10 a page)")
+    async def story_list(self, interaction: discord.Interaction, page: app_commands.Range[int, 1, 1000] = 1) -> None:
+        await self.library.list(interaction, page)
+
+    @story.command(name="show", description="Replay one of your stories: its storyboard, pictures and clips")
+    @app_commands.describe(story="The story to show (start typing its title)")
+    async def story_show(self, interaction: discord.Interaction, story: str) -> None:
+        await self.library.show(interaction, story)
+
+    @story.command(name="delete", description="Delete one of your stories with its pictures and clips")
+    @app_commands.describe(story="The story to delete (start typing its title)")
+    async def story_delete(self, interaction: discord.Interaction, story: str) -> None:
+        await self.library.delete(interaction, story)
+
+    @story_show.autocomplete("story")
+    @story_delete.autocomplete("story")
+    async def story_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await self.library.choices(interaction, current)
 
     def _choices(self, modality: Modality, current: str) -> list[app_commands.Choice[str]]:
         rt = self.runtime

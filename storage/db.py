@@ -223,6 +223,6 @@ async def fetch_all(target: Target, sql: str, params: Iterable[Any] = ()) -> lis
 
 
 def _split_sql(script: str) -> list[str]:
-    """Split a migration into statements (our migrations use no triggers or semicolons in strings)."""
+    """Split a migration into statements (our migrations put no semicolons in strings, comments or triggers)."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
     return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]

@@ -1,0 +1,1 @@
+"""Model health: availability probes, per-call metrics, states, alerts, and the status report."""
