@@ -10,11 +10,14 @@ path: the remote id is saved right after submit, and a restart resumes polling t
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from bot.domain import Modality
 
 
 class _Frozen(BaseModel):
@@ -76,6 +79,15 @@ class VideoPoll(_Frozen):
     error: str | None = None
 
 
+class ModelListing(_Frozen):
+    """What a provider's listing endpoint says about one model (a cheap GET, never a generation)."""
+
+    model: str  # the provider's own model id
+    found: bool  # False: the provider answered 404, so the model is gone for this key
+    shutdown_date: date | None = None  # announced by the provider (OpenAI), past or future
+    request_id: str | None = None
+
+
 @runtime_checkable
 class TextProvider(Protocol):
     async def write_story(self, request: StoryRequest) -> StoryDraft: ...
@@ -96,4 +108,12 @@ class VideoProvider(Protocol):
 
     async def download_video(self, poll: VideoPoll, remote_id: str, dest: Path) -> None:
         """Stream the finished clip to ``dest`` (a temp path; the caller renames it)."""
+        ...
+
+
+@runtime_checkable
+class ModelLister(Protocol):
+    async def describe_model(self, api_model: str, modality: Modality | None = None) -> ModelListing:
+        """One listing request for ``api_model``: 404 comes back as ``found=False``; any other failure
+        raises a classified ``ProviderError``. ``modality`` picks the listing where a provider has several."""
         ...

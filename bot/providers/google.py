@@ -18,8 +18,9 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from bot.catalog import GEMINI_RATIOS, ModelSpec
+from bot.domain import Modality
 from bot.errors import ErrorKind, ProviderError
-from bot.providers.base import ImageRequest, ImageResult, StoryDraft, StoryRequest
+from bot.providers.base import ImageRequest, ImageResult, ModelListing, StoryDraft, StoryRequest
 from bot.providers.http_errors import retry_after_from_google_details
 from bot.providers.story_prompt import SYSTEM_PROMPT, parse_story, user_prompt
 from bot.registry import Registry
@@ -111,16 +112,20 @@ class GoogleAdapter:
                 )
         raise _no_image(response, name)
 
-    async def check(self, model: str) -> bool:
-        """True when the model exists for this key; False when the API answers 404."""
-        spec = self._registry.get(model)
+    async def describe_model(self, api_model: str, modality: Modality | None = None) -> ModelListing:
+        """``GET /{version}/models/{model}``: 404 NOT_FOUND is ``found=False``; Gemini announces no shutdown dates."""
+        spec = self._registry.get(api_model)
         try:
-            await self._call(model, spec, lambda client: client.aio.models.get(model=model))
+            await self._call(api_model, spec, lambda client: client.aio.models.get(model=api_model))
         except ProviderError as exc:
             if exc.kind is ErrorKind.MODEL_RETIRED:
-                return False
+                return ModelListing(model=api_model, found=False)
             raise
-        return True
+        return ModelListing(model=api_model, found=True)
+
+    async def check(self, model: str) -> bool:
+        """True when the model exists for this key; False when the API answers 404."""
+        return (await self.describe_model(model)).found
 
     async def aclose(self) -> None:
         client, session = self._client, self._session

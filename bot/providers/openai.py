@@ -19,8 +19,16 @@ from pydantic import SecretStr
 
 from bot.catalog import ModelSpec
 from bot.clock import Clock, SystemClock
+from bot.domain import Modality
 from bot.errors import ErrorKind, ProviderError
-from bot.providers.base import ImageRequest, ImageResult, ReferenceImage, StoryDraft, StoryRequest
+from bot.providers.base import (
+    ImageRequest,
+    ImageResult,
+    ModelListing,
+    ReferenceImage,
+    StoryDraft,
+    StoryRequest,
+)
 from bot.providers.http_errors import retry_after_from_headers
 from bot.providers.story_prompt import SYSTEM_PROMPT, parse_story, user_prompt
 from bot.registry import Registry
@@ -143,17 +151,24 @@ class OpenAIAdapter:
 
     # --- health ---------------------------------------------------------------------------------
 
+    async def describe_model(self, api_model: str, modality: Modality | None = None) -> ModelListing:
+        """``GET /v1/models/{id}``: 404 is ``found=False``; the optional ``shutdown_date`` is read as a day."""
+        client = self._client_or_raise(self._display_name(api_model))
+        try:
+            found = await client.models.retrieve(api_model)
+        except openai.NotFoundError:
+            return ModelListing(model=api_model, found=False)
+        except Exception as exc:
+            self._raise_classified(exc, api_model)
+        shutdown = _parse_day(getattr(found, "shutdown_date", None))
+        return ModelListing(model=api_model, found=True, shutdown_date=shutdown, request_id=found._request_id)
+
     async def check(self, model: str) -> bool:
         """True when ``model`` exists and has no shutdown date in the past; False when it is gone."""
-        client = self._client_or_raise(self._display_name(model))
-        try:
-            found = await client.models.retrieve(model)
-        except openai.NotFoundError:
-            return False
-        except Exception as exc:
-            self._raise_classified(exc, model)
-        shutdown = _parse_day(getattr(found, "shutdown_date", None))
-        return shutdown is None or shutdown > datetime.fromtimestamp(self._clock.now(), tz=UTC).date()
+        listing = await self.describe_model(model)
+        shutdown = listing.shutdown_date
+        today = datetime.fromtimestamp(self._clock.now(), tz=UTC).date()
+        return listing.found and (shutdown is None or shutdown > today)
 
     # --- helpers --------------------------------------------------------------------------------
 

@@ -15,11 +15,13 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.catalog import ModelSpec
+from bot.domain import Modality
 from bot.errors import ErrorKind, ProviderError
 from bot.providers import xai_video
 from bot.providers.base import (
     ImageRequest,
     ImageResult,
+    ModelListing,
     ReferenceImage,
     StoryDraft,
     StoryRequest,
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_API_REFERENCES = 5  # images/edits takes up to 5 images on 2.0 (s5.2)
 FALLBACK_RATIO = "auto"
 _REFUSED_FINISH = frozenset({"content_filter"})
+_LISTINGS = {Modality.IMAGE: "image-generation-models", Modality.VIDEO: "video-generation-models"}
 
 
 def sniff_image_type(data: bytes) -> str:
@@ -126,10 +129,20 @@ class XAIAdapter:
 
     # --- health ---------------------------------------------------------------------------------
 
+    async def describe_model(self, api_model: str, modality: Modality | None = None) -> ModelListing:
+        """GET the model in its own listing (image-generation-models, video-generation-models, else models).
+
+        404 is ``found=False``; other failures raise. xAI announces no shutdown dates (s12).
+        """
+        listing = _LISTINGS.get(modality, "models") if modality is not None else "models"
+        path = f"{listing}/{quote(api_model, safe='')}"
+        response = await self._http.request("GET", path, model=api_model, passthrough={404})
+        found = response.status_code != 404
+        return ModelListing(model=api_model, found=found, request_id=response.headers.get("x-request-id"))
+
     async def check(self, model: str) -> bool:
         """True when xAI knows ``model`` (GET models/{id}); False on 404; other failures raise."""
-        response = await self._http.request("GET", f"models/{quote(model, safe='')}", model=model, passthrough={404})
-        return response.status_code != 404
+        return (await self.describe_model(model)).found
 
 
 def _usable_references(

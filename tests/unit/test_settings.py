@@ -173,3 +173,11 @@ def test_fallbacks_that_are_not_json_raise_config_error(monkeypatch: pytest.Monk
     monkeypatch.setenv("ROUTING__IMAGE__FALLBACKS", "grok-imagine-image,local-sketch")
     with pytest.raises(ConfigError, match="ROUTING"):
         load_settings()
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text(encoding="utf-8")
+    missing = [
+        name.upper() for name in Settings.model_fields if name != "routing" and f"{name.upper()}=" not in example
+    ]
+    assert missing == [], f"add these to .env.example: {missing}"
