@@ -1,32 +1,245 @@
-"""/story list, /story show and /story delete: a user's saved stories.
+"""/story list, /story show and /story delete: a user's saved stories, answered privately.
 
-STUB (contract for this session's helpers): StoryCog calls these four methods; bodies being written.
+The lookups and the deletion live in bot/library.py; this module turns them into ephemeral messages.
+Who may do what: list and autocomplete show only your own stories in this server; show replays your
+own story, or anyone's in this server for a member with Manage Messages (the stories were posted
+publicly here anyway); delete is for the owner only, after a confirmation.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 
+from bot.domain import ImageStatus, Scene, Story, StoryStatus, VideoStatus
+from bot.errors import UserInputError
+from bot.library import PAGE_SIZE, Library, StoryPage
+from bot.media import MediaError, fit_to_upload_limit
+from cogs.publisher import NO_MENTIONS
+from cogs.render import MAX_CHOICE_CHARS, MAX_CHOICES, clip, scene_caption, storyboard_embed
+from cogs.storyboard import load_board
+
 if TYPE_CHECKING:
     from bot.app import StoryBot
+
+log = logging.getLogger(__name__)
+
+CONFIRM_TIMEOUT_S = 120.0
+LIST_COLOUR = 0x5865F2
+STATUS_MARKS = {
+    StoryStatus.QUEUED: "⏳", StoryStatus.WRITING: "✍️", StoryStatus.ILLUSTRATING: "🎨",
+    StoryStatus.COMPLETE: "✅", StoryStatus.FAILED: "❌", StoryStatus.CANCELLED: "🚫",
+}  # fmt: skip
+
+
+def sentence(text: str) -> str:
+    """A service message as a sentence: capital first letter, closing full stop."""
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", "`")) else f"{text}."
+
+
+def story_name(story: Story, limit: int) -> str:
+    """The title, or (while the story is being written) its prompt in quotes."""
+    if story.title:
+        return clip(" ".join(story.title.split()), limit)
+    return f"“{clip(' '.join(story.prompt.split()), limit - 2)}”"
+
+
+def short_date(timestamp: float, now: float) -> str:
+    """E.g. "3 Nov", with the year when it is not this year's (UTC)."""
+    day, today = datetime.fromtimestamp(timestamp, UTC), datetime.fromtimestamp(now, UTC)
+    text = f"{day.day} {day:%b}"
+    return text if day.year == today.year else f"{text} {day.year}"
+
+
+def bold_name(story: Story) -> str:
+    """The story's name in bold inside a message, its own markdown neutralised."""
+    return f"**{discord.utils.escape_markdown(story_name(story, 150))}**"
+
+
+def jump_url(story: Story) -> str | None:
+    if story.guild_id is None or story.channel_id is None or story.storyboard_message_id is None:
+        return None
+    return f"https://discord.com/channels/{story.guild_id}/{story.channel_id}/{story.storyboard_message_id}"
+
+
+def choice_for(story: Story, now: float) -> app_commands.Choice[str]:
+    """E.g. "The Lantern Keeper · 3 Nov · complete", at most 100 characters; the value is the story id."""
+    suffix = f" · {short_date(story.created_at, now)} · {story.status.value}"
+    return app_commands.Choice(name=story_name(story, MAX_CHOICE_CHARS - len(suffix)) + suffix, value=story.id)
+
+
+def story_line(story: Story) -> str:
+    scenes = f"{story.scene_count} scene{'s' * (story.scene_count != 1)}" + (" with clips" if story.video_mode else "")
+    parts = [f"{STATUS_MARKS[story.status]} {story.status.value}", scenes, f"<t:{int(story.created_at)}:R>"]
+    url = jump_url(story)
+    if url:
+        parts.append(f"[storyboard]({url})")
+    parts.append(f"`{story.id[:8]}`")
+    return " · ".join(parts)
+
+
+def list_embed(page: StoryPage) -> discord.Embed:
+    embed = discord.Embed(title="📚 Your stories in this server", colour=LIST_COLOUR)
+    first = (page.page - 1) * PAGE_SIZE + 1
+    for number, story in enumerate(page.stories, start=first):
+        embed.add_field(name=f"{number}. {story_name(story, 100)}", value=story_line(story), inline=False)
+    noun = "story" if page.total == 1 else "stories"
+    embed.set_footer(text=f"Page {page.page} of {page.pages} · {page.total} {noun} · /story show replays one")
+    return embed
+
+
+def delete_prompt(story: Story) -> str:
+    return (
+        f"Delete {bold_name(story)} (`{story.id[:8]}`)? Its scenes, pictures and clips are removed "
+        "from the bot for good. Messages already posted in the server stay; delete those by hand if you want."
+    )
 
 
 class StoryLibrary:
     def __init__(self, bot: StoryBot) -> None:
         self.bot = bot
         self.runtime = bot.runtime
-
-    async def list(self, interaction: discord.Interaction, page: int) -> None:
-        await interaction.response.send_message("/story list is not ready yet", ephemeral=True)
-
-    async def show(self, interaction: discord.Interaction, story_id: str) -> None:
-        await interaction.response.send_message("/story show is not ready yet", ephemeral=True)
-
-    async def delete(self, interaction: discord.Interaction, story_id: str) -> None:
-        await interaction.response.send_message("/story delete is not ready yet", ephemeral=True)
+        self.library = Library(self.runtime.db, self.runtime.queue, self.runtime.media)
 
     async def choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return []
+        found = await self.library.suggest(interaction.guild_id, interaction.user.id, current)
+        now = self.runtime.clock.now()
+        return [choice_for(story, now) for story in found[:MAX_CHOICES]]
+
+    async def list(self, interaction: discord.Interaction, page: int) -> None:
+        try:
+            found = await self.library.page(interaction.guild_id, interaction.user.id, page)
+        except UserInputError as exc:
+            await refuse(interaction, exc)
+            return
+        if not found.total:
+            text = "You have no stories in this server yet; start one with `/story new`."
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        await interaction.response.send_message(embed=list_embed(found), ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    async def show(self, interaction: discord.Interaction, story_id: str) -> None:
+        moderator = interaction.permissions.manage_messages
+        try:
+            story = await self.library.find(interaction.guild_id, interaction.user.id, story_id, any_owner=moderator)
+        except UserInputError as exc:
+            await refuse(interaction, exc)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        board = await load_board(self.runtime.db, self.runtime.queue, story.id, settings=self.runtime.settings)
+        if board is None:
+            await interaction.edit_original_response(content="⚠️ That story was deleted a moment ago.")
+            return
+        url = jump_url(board.story)
+        header = f"Replay of {bold_name(board.story)}" + (f" · [original storyboard]({url})" if url else "")
+        await interaction.followup.send(
+            header, embed=storyboard_embed(board), ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+        for scene in board.scenes:
+            await self._send_scene(interaction, board.story, scene)
+
+    async def _send_scene(self, interaction: discord.Interaction, story: Story, scene: Scene) -> None:
+        """One ephemeral followup per scene: its text, its picture and its clip (fitted to the upload limit)."""
+        limit = interaction.filesize_limit
+        files: list[discord.File] = []
+        notes: list[str] = []
+        temporary: Path | None = None
+        image = _existing(scene.image_path) if scene.image_status is ImageStatus.COMPLETE else None
+        if image is not None and image.stat().st_size <= limit:
+            files.append(discord.File(image, filename=f"scene-{scene.index + 1:02d}-image{image.suffix}"))
+        elif image is not None:
+            notes.append("The picture is too large to upload here.")
+        elif scene.image_status is ImageStatus.FAILED:
+            notes.append(f"❌ The picture could not be drawn: {scene.image_error or 'unknown error'}")
+        elif scene.image_status is ImageStatus.COMPLETE:
+            notes.append("The picture is no longer available.")
+        clip_path = (
+            _existing(scene.video_path) if story.video_mode and scene.video_status is VideoStatus.COMPLETE else None
+        )
+        if clip_path is not None:
+            try:
+                fitted = await fit_to_upload_limit(clip_path, limit)
+            except MediaError as exc:
+                log.warning("scene %s: clip does not fit the upload limit: %s", scene.id, exc)
+                notes.append("🎬 The clip is too large to upload here, even re-encoded.")
+            else:
+                temporary = fitted if fitted != clip_path else None
+                files.append(discord.File(fitted, filename=f"scene-{scene.index + 1:02d}-video.mp4"))
+        elif story.video_mode and scene.video_status is VideoStatus.FAILED:
+            notes.append(f"❌ The clip failed: {scene.video_error or 'unknown error'}")
+        try:
+            content = scene_caption(scene, extra="\n".join(notes) or None)
+            await interaction.followup.send(content, files=files, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:
+            log.warning("replaying scene %s failed: %s", scene.id, exc)
+            content = scene_caption(scene, extra="⚠️ Its files could not be uploaded here.")
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.followup.send(content, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        finally:
+            for file in files:
+                file.close()
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)
+
+    async def delete(self, interaction: discord.Interaction, story_id: str) -> None:
+        try:
+            story = await self.library.find(interaction.guild_id, interaction.user.id, story_id)
+        except UserInputError as exc:
+            await refuse(interaction, exc)
+            return
+        view = ConfirmDelete(self.library, interaction, story)
+        await interaction.response.send_message(
+            delete_prompt(story), view=view, ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+
+
+class ConfirmDelete(discord.ui.View):
+    """Delete / Keep under the confirmation; only the user who asked can press them (it is ephemeral too)."""
+
+    def __init__(self, library: Library, asked: discord.Interaction, story: Story) -> None:
+        super().__init__(timeout=CONFIRM_TIMEOUT_S)
+        self.library = library
+        self.asked = asked
+        self.story = story
+        self.confirm.custom_id = f"library:delete:{story.id}"
+        self.keep.custom_id = f"library:keep:{story.id}"
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return interaction.user.id == self.asked.user.id
+
+    @discord.ui.button(label="Delete", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmDelete]) -> None:
+        self.stop()
+        await interaction.response.defer()  # removing the files may take a moment
+        try:
+            deleted = await self.library.delete(interaction.guild_id, interaction.user.id, self.story.id)
+        except UserInputError as exc:
+            await interaction.edit_original_response(content=f"⚠️ {sentence(str(exc))}", view=None)
+            return
+        text = f"🗑️ Deleted {bold_name(deleted.story)}. Messages already posted in the server stay."
+        await interaction.edit_original_response(content=text, view=None, allowed_mentions=NO_MENTIONS)
+
+    @discord.ui.button(label="Keep", style=discord.ButtonStyle.secondary)
+    async def keep(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmDelete]) -> None:
+        self.stop()
+        text = f"Kept {bold_name(self.story)}; nothing was deleted."
+        await interaction.response.edit_message(content=text, view=None, allowed_mentions=NO_MENTIONS)
+
+    async def on_timeout(self) -> None:
+        with contextlib.suppress(discord.HTTPException):
+            await self.asked.edit_original_response(content="No answer, so nothing was deleted.", view=None)
+
+
+async def refuse(interaction: discord.Interaction, error: UserInputError) -> None:
+    await interaction.response.send_message(f"⚠️ {sentence(str(error))}", ephemeral=True)
+
+
+def _existing(path: str | None) -> Path | None:
+    return Path(path) if path and Path(path).is_file() else None

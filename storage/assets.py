@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain import ASSET_TRANSITIONS, AssetKind, AssetStatus, MediaAsset, check_transition
-from storage.db import Conn, Database, Row, Target, dumps, fetch_one, loads
+from storage.db import Conn, Database, Row, Target, dumps, fetch_all, fetch_one, loads
 
 _FIELDS = (
     "id", "story_id", "scene_id", "kind", "status", "model_requested", "model_used", "fallback_occurred",
@@ -69,6 +69,23 @@ async def list_for_scene(db: Database, scene_id: str, kind: AssetKind | None = N
     return [_asset(row) for row in rows]
 
 
-async def list_for_story(db: Database, story_id: str) -> list[MediaAsset]:
-    rows = await db.fetchall(f"SELECT {_COLUMNS} FROM media_assets WHERE story_id = ? ORDER BY created_at", (story_id,))
+async def list_for_story(target: Target, story_id: str) -> list[MediaAsset]:
+    rows = await fetch_all(
+        target, f"SELECT {_COLUMNS} FROM media_assets WHERE story_id = ? ORDER BY created_at", (story_id,)
+    )
     return [_asset(row) for row in rows]
+
+
+async def mean_durations(target: Target, *, last: int = 50) -> dict[AssetKind, float]:
+    """Mean seconds from start to COMPLETED of the ``last`` completed assets per kind (kinds without any left out)."""
+    found: dict[AssetKind, float] = {}
+    for kind in AssetKind:
+        row = await fetch_one(
+            target,
+            "SELECT AVG(updated_at - created_at), COUNT(*) FROM (SELECT created_at, updated_at FROM media_assets "
+            "WHERE kind = ? AND status = 'COMPLETED' ORDER BY updated_at DESC LIMIT ?)",
+            (kind.value, last),
+        )
+        if row is not None and row[1]:
+            found[kind] = max(float(row[0]), 0.0)
+    return found

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from bot.domain import STORY_TRANSITIONS, Story, StoryStatus, check_transition
-from storage.db import Conn, Database, Row, Target, fetch_one
+from storage.db import Conn, Database, Row, Target, fetch_all, fetch_one
 
 _COLUMNS = (
     "id, guild_id, channel_id, thread_id, owner_id, prompt, title, style, bible, text_model, image_model, "
@@ -65,14 +66,55 @@ async def set_status(
 
 
 async def list_for_owner(
-    db: Database, *, guild_id: int | None, owner_id: int | None, limit: int = 10, offset: int = 0
+    target: Target, guild_id: int | None, owner_id: int | None, *, limit: int = 10, offset: int = 0
 ) -> list[Story]:
-    rows = await db.fetchall(
+    """One owner's stories in one server, newest first (reads the stories_by_owner index in order)."""
+    rows = await fetch_all(
+        target,
         f"SELECT {_COLUMNS} FROM stories WHERE guild_id IS ? AND owner_id IS ? "
         "ORDER BY created_at DESC LIMIT ? OFFSET ?",
         (guild_id, owner_id, limit, offset),
     )
     return [_story(row) for row in rows]
+
+
+async def count_for_owner(target: Target, guild_id: int | None, owner_id: int | None) -> int:
+    row = await fetch_one(
+        target, "SELECT COUNT(*) FROM stories WHERE guild_id IS ? AND owner_id IS ?", (guild_id, owner_id)
+    )
+    return int(row[0]) if row else 0
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def search_for_owner(
+    target: Target, guild_id: int | None, owner_id: int | None, text: str, *, limit: int = 25
+) -> list[Story]:
+    """One owner's stories in one server whose title or prompt contains ``text`` (any case) or whose id
+    starts with it; titles that start with it first, then newest first. Empty ``text`` matches all."""
+    needle = _like_escaped(text.strip().lower())
+    inside, start = f"%{needle}%", f"{needle}%"
+    rows = await fetch_all(
+        target,
+        f"SELECT {_COLUMNS} FROM stories WHERE guild_id IS ? AND owner_id IS ? "
+        "AND (title LIKE ? ESCAPE '\\' OR prompt LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\') "
+        "ORDER BY COALESCE(title, prompt) LIKE ? ESCAPE '\\' DESC, created_at DESC LIMIT ?",
+        (guild_id, owner_id, inside, inside, start, start, limit),
+    )
+    return [_story(row) for row in rows]
+
+
+async def existing_ids(target: Target, story_ids: Iterable[str]) -> set[str]:
+    """Which of ``story_ids`` still have a row."""
+    wanted, found = list(story_ids), set[str]()
+    for first in range(0, len(wanted), 500):  # well under SQLite's limit on bound parameters
+        chunk = wanted[first : first + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = await fetch_all(target, f"SELECT id FROM stories WHERE id IN ({marks})", chunk)
+        found.update(row[0] for row in rows)
+    return found
 
 
 async def list_all(db: Database, *, limit: int = 50) -> list[Story]:
@@ -90,3 +132,13 @@ async def unfinished(db: Database) -> list[Story]:
 async def delete(conn: Conn, story_id: str) -> bool:
     cursor = await conn.execute("DELETE FROM stories WHERE id = ?", (story_id,))
     return cursor.rowcount > 0
+
+
+async def count_running(target: Target, owner_id: int) -> int:
+    """Stories of one user still being made (queued, writing or illustrating), in every server."""
+    row = await fetch_one(
+        target,
+        "SELECT COUNT(*) FROM stories WHERE owner_id = ? AND status IN ('queued', 'writing', 'illustrating')",
+        (owner_id,),
+    )
+    return int(row[0]) if row else 0
