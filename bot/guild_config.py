@@ -6,18 +6,31 @@ overrode; ``routing_for`` merges them with the operator's retry settings.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.domain import Modality, RoutingConfig
 
 MAX_DAILY_LIMIT = 10_000
+MAX_FALLBACKS = 4
 
 
 class ModalityRoute(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     primary_model: str = Field(min_length=1)
-    fallbacks: tuple[str, ...] = ()
+    fallbacks: tuple[str, ...] = Field(default=(), max_length=MAX_FALLBACKS)
+
+    @model_validator(mode="after")
+    def _chain_is_sane(self) -> ModalityRoute:
+        if self.primary_model in self.fallbacks:
+            raise ValueError(f"the fallbacks repeat the primary model {self.primary_model!r}")
+        if len(set(self.fallbacks)) != len(self.fallbacks):
+            raise ValueError("the fallbacks name a model twice")
+        return self
+
+    @property
+    def chain(self) -> list[str]:
+        return [self.primary_model, *self.fallbacks]
 
 
 class GuildConfig(BaseModel):
@@ -38,6 +51,10 @@ class GuildConfig(BaseModel):
         if route is None:
             return default
         return default.model_copy(update={"primary_model": route.primary_model, "fallbacks": list(route.fallbacks)})
+
+    def changed(self, **fields: object) -> GuildConfig:
+        """A validated copy with ``fields`` replaced (model_copy alone would skip validation)."""
+        return GuildConfig.model_validate({**self.model_dump(), **fields})
 
 
 def default_config(guild_id: int) -> GuildConfig:

@@ -12,10 +12,13 @@ from bot.catalog import LOCAL_MODELS
 from bot.clock import Clock
 from bot.domain import JobKind, Modality, Story
 from bot.errors import UserInputError
+from bot.guild_config import GuildConfig
 from bot.jobs import JobQueue
 from bot.media import MediaError, MediaStore, probe_image
+from bot.quotas import Quotas
 from bot.registry import Registry
 from bot.settings import Settings
+from storage import guilds
 from storage import stories as story_rows
 from storage.db import Database
 
@@ -67,7 +70,15 @@ def clean_style(style: str | None) -> str | None:
 
 class StoryService:
     def __init__(
-        self, db: Database, queue: JobQueue, registry: Registry, media: MediaStore, settings: Settings, clock: Clock
+        self,
+        db: Database,
+        queue: JobQueue,
+        registry: Registry,
+        media: MediaStore,
+        settings: Settings,
+        clock: Clock,
+        *,
+        quotas: Quotas | None = None,
     ) -> None:
         self.db = db
         self.media = media
@@ -75,10 +86,14 @@ class StoryService:
         self.registry = registry
         self.settings = settings
         self.clock = clock
+        self.quotas = quotas or Quotas(db, settings, clock)
 
-    def default_model(self, modality: Modality) -> str:
-        """The first usable model of the modality's chain (the local model when no key is set)."""
-        for key in self.settings.routing[modality].chain:
+    def default_model(self, modality: Modality, config: GuildConfig | None = None) -> str:
+        """The first usable model of the server's chain (set with /config), then of the operator's chain;
+        the local model when none is usable."""
+        route = config.routing.get(modality) if config is not None else None
+        chain = [*(route.chain if route else []), *self.settings.routing[modality].chain]
+        for key in chain:
             if self.registry.get(key) is not None and self.registry.availability(key).usable:
                 return key
         return LOCAL_MODELS[modality]
@@ -98,17 +113,26 @@ class StoryService:
             raise UserInputError(f"the reference is a {info.format} image: attach a PNG, JPEG or WebP picture")
         return REFERENCE_FORMATS[info.format]
 
-    def validate(self, options: StoryOptions) -> Story:
-        """Build the Story row from options, or raise UserInputError. Touches nothing."""
+    async def prepare(self, options: StoryOptions) -> Story:
+        """``validate`` with the server's /config (its default models, video on or off). Stores nothing."""
+        config = await guilds.get(self.db, options.guild_id) if options.guild_id is not None else None
+        return self.validate(options, config)
+
+    def validate(self, options: StoryOptions, config: GuildConfig | None = None) -> Story:
+        """Build the Story row from options (and the server's config), or raise UserInputError. Touches nothing."""
         prompt = clean_prompt(options.prompt)
         scenes = check_scene_count(options.scenes)
         style = clean_style(options.style)
-        text = self.registry.require_usable(options.text_model or self.default_model(Modality.TEXT), Modality.TEXT)
-        image = self.registry.require_usable(options.image_model or self.default_model(Modality.IMAGE), Modality.IMAGE)
+        text_key = options.text_model or self.default_model(Modality.TEXT, config)
+        text = self.registry.require_usable(text_key, Modality.TEXT)
+        image_key = options.image_model or self.default_model(Modality.IMAGE, config)
+        image = self.registry.require_usable(image_key, Modality.IMAGE)
         video_key = None
         if options.video:
+            if config is not None and not config.video_enabled:
+                raise UserInputError("video is turned off in this server; run the story again without video")
             video_key = self.registry.require_usable(
-                options.video_model or self.default_model(Modality.VIDEO), Modality.VIDEO
+                options.video_model or self.default_model(Modality.VIDEO, config), Modality.VIDEO
             ).key
         elif options.video_model:
             raise UserInputError("a video model was given without video: turn video on, or leave the model out")
@@ -134,12 +158,13 @@ class StoryService:
         )
 
     async def create(self, options: StoryOptions) -> Story:
-        """Validate, then store the story and its write_story job in one transaction.
+        """Validate, then check the user's limits, count the usage and store the story and its write_story job,
+        all in one transaction.
 
         A reference image is copied into the media store first (under a uuid name); if the
         transaction fails, the copy is removed, so nothing is left half-made.
         """
-        story = self.validate(options)
+        story = await self.prepare(options)
         stored = None
         if options.reference is not None:
             ext = self.check_reference(options.reference)
@@ -155,6 +180,7 @@ class StoryService:
 
     async def _insert(self, story: Story) -> None:
         async with self.db.transaction() as conn:
+            await self.quotas.charge_story(conn, story)  # before the insert: the new story is not counted as running
             await story_rows.insert(conn, story)
             await self.queue.enqueue(
                 JobKind.WRITE_STORY,

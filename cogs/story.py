@@ -106,21 +106,21 @@ class StoryCog(commands.Cog):
             log.warning("creating a story failed after its checks passed: %s", exc)
             await interaction.edit_original_response(content=f"⚠️ The story could not be started: {exc}")
             return
-        board = await load_board(self.runtime.db, self.runtime.queue, story.id)
+        board = await load_board(self.runtime.db, self.runtime.queue, story.id, settings=self.runtime.settings)
         assert board is not None
         message = await interaction.edit_original_response(embed=storyboard_embed(board), allowed_mentions=NO_MENTIONS)
         await self.publisher.attach_storyboard(story.id, message.id)
         log.info("story %s started by %s in channel %s", story.id, interaction.user.id, interaction.channel_id)
 
     async def _validated(self, options: StoryOptions, reference: discord.Attachment | None) -> StoryOptions:
-        """Options with the reference's bytes, or UserInputError. Stores nothing."""
+        """Options with the reference's bytes, or UserInputError (a broken limit included). Stores nothing."""
         service = self.runtime.stories
-        await self.runtime.quotas.check_story(service.validate(options))
+        await self.runtime.quotas.check_story(await service.prepare(options))
         if reference is None:
             return options
         check_attachment(reference, self.runtime.settings.max_reference_bytes)
         options = dataclasses.replace(options, reference=await read_reference(reference))
-        service.validate(options)
+        await service.prepare(options)
         return options
 
     @story_new.autocomplete("image_model")

@@ -19,3 +19,6 @@ CREATE TABLE usage (
     videos   INTEGER NOT NULL DEFAULT 0 CHECK (videos >= 0),
     PRIMARY KEY (guild_id, user_id, day)
 );
+
+-- Per-user running-story limit: counts a user's unfinished stories on every /story new.
+CREATE INDEX stories_running_by_owner ON stories (owner_id) WHERE status IN ('queued', 'writing', 'illustrating');

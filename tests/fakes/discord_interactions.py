@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tests.fakes.discord_state import JSON, CallbackRecord, FakeAttachment, FakeInteraction, FakeMessage
+from tests.fakes.discord_state import JSON, CallbackRecord, FakeAttachment, FakeChannel, FakeInteraction, FakeMessage
 
 if TYPE_CHECKING:
     from tests.fakes.discord import FakeDiscord
@@ -17,6 +17,7 @@ OPTION_SUB_COMMAND_GROUP = 2
 OPTION_STRING = 3
 OPTION_INTEGER = 4
 OPTION_BOOLEAN = 5
+OPTION_CHANNEL = 7
 OPTION_NUMBER = 10
 OPTION_ATTACHMENT = 11
 
@@ -37,8 +38,12 @@ def option_payload(name: str, value: Any, resolved: dict[str, JSON]) -> JSON:
     if isinstance(value, Typed):
         return {"type": value.type, "name": name, "value": value.value}
     if isinstance(value, FakeAttachment):
-        resolved[str(value.id)] = value.payload()
+        resolved.setdefault("attachments", {})[str(value.id)] = value.payload()
         return {"type": OPTION_ATTACHMENT, "name": name, "value": str(value.id)}
+    if isinstance(value, FakeChannel):
+        partial = {"id": str(value.id), "name": value.name, "type": value.type, "permissions": "0"}
+        resolved.setdefault("channels", {})[str(value.id)] = partial
+        return {"type": OPTION_CHANNEL, "name": name, "value": str(value.id)}
     if isinstance(value, bool):  # before int: bool is an int subclass
         return {"type": OPTION_BOOLEAN, "name": name, "value": value}
     if isinstance(value, int):
@@ -82,7 +87,7 @@ def command_data(
     if command and command.get("guild_id"):
         data["guild_id"] = str(command["guild_id"])
     if resolved:
-        data["resolved"] = {"attachments": resolved}
+        data["resolved"] = resolved
     return data
 
 
