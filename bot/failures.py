@@ -28,7 +28,7 @@ async def record_give_up(pipeline: Pipeline, job: GenerationJob, error: str, con
         story = await stories.get(conn, story_id)
         if story is not None and story.status in (StoryStatus.QUEUED, StoryStatus.WRITING):
             await stories.set_status(conn, story_id, StoryStatus.FAILED, now=now, error=error)
-            await pipeline.enqueue_delivery(conn, story, "story", f"story:{story_id}:{job.id}", None)
+            await pipeline.announce_end(conn, story, job.id)
         return
     scene_id = job.payload.get("scene_id")
     scene = await scenes.get(conn, scene_id) if scene_id else None
@@ -38,7 +38,7 @@ async def record_give_up(pipeline: Pipeline, job: GenerationJob, error: str, con
     if job.kind is JobKind.RENDER_IMAGE and scene.image_status in (ImageStatus.PENDING, ImageStatus.GENERATING):
         await scenes.set_image(conn, scene.id, ImageStatus.FAILED, now=now, error=error)
         await pipeline.enqueue_delivery(conn, story, "image_failed", f"image_failed:{scene.id}:{job.id}", scene.id)
-        await pipeline.after_image(conn, story, scene, drawn=False)
+        await pipeline.after_image(conn, story, scene, job, drawn=False)
     elif job.kind is JobKind.RENDER_VIDEO and scene.video_status in (VideoStatus.PENDING, VideoStatus.GENERATING):
         await scenes.set_video(conn, scene.id, VideoStatus.FAILED, now=now, error=error)
         await pipeline.enqueue_delivery(conn, story, "video_failed", f"video_failed:{scene.id}:{job.id}", scene.id)

@@ -41,6 +41,7 @@ from bot.routing import ModelRouter, Routed
 from bot.settings import Settings
 from bot.video_stage import VideoStage
 from storage import assets, guilds, scenes, stories
+from storage import jobs as job_rows
 from storage.db import Conn, Database
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,10 @@ class Pipeline:
         spec = self.registry.get(model_key) if model_key else None
         return spec.provider if spec else None
 
-    async def enqueue(self, conn: Conn, kind: JobKind, story: Story, key: str, **payload: Any) -> None:
+    async def enqueue(self, conn: Conn, kind: JobKind, story: Story, key: str, **payload: Any) -> GenerationJob:
+        """Queue a job (inside the caller's transaction); a key already in the queue returns that job."""
         model = {JobKind.RENDER_IMAGE: story.image_model, JobKind.RENDER_VIDEO: story.video_model}.get(kind)
-        await self.queue.enqueue(
+        return await self.queue.enqueue(
             kind,
             {"story_id": story.id, **payload},
             idempotency_key=key,
@@ -113,6 +115,12 @@ class Pipeline:
 
     async def enqueue_delivery(self, conn: Conn, story: Story, what: str, key: str, scene_id: str | None) -> None:
         await self.enqueue(conn, JobKind.DELIVER, story, f"deliver:{key}", what=what, scene_id=scene_id)
+
+    async def announce_end(self, conn: Conn, story: Story, cause: str) -> None:
+        """Queue the story's closing note, unless one was queued already (a retried scene reopened the story)."""
+        if await job_rows.any_with_key_prefix(conn, f"deliver:story:{story.id}:"):
+            return
+        await self.enqueue_delivery(conn, story, "story", f"story:{story.id}:{cause}", None)
 
     async def start_asset(self, job: GenerationJob, scene: Scene, kind: AssetKind, model: str) -> str:
         """The asset row for this job (its id is the job's), created GENERATING on the first attempt."""
@@ -139,7 +147,7 @@ class Pipeline:
         status = StoryStatus.COMPLETE if drawn else StoryStatus.FAILED
         error = None if drawn else "no scene could be drawn"
         await stories.set_status(conn, story_id, status, now=self.clock.now(), error=error)
-        await self.enqueue_delivery(conn, story, "story", f"story:{story_id}:{cause}", None)
+        await self.announce_end(conn, story, cause)
 
     # -- write_story ------------------------------------------------------------------------------
 
@@ -203,7 +211,7 @@ class Pipeline:
             prompt=_image_prompt(story, scene),
             scene_text=scene.text,
             references=references,
-            seed=f"{story.id}:{scene.index}",
+            seed=_image_seed(story, scene, job),
         )
         routed = await self.route(
             story,
@@ -226,7 +234,7 @@ class Pipeline:
                 conn, scene.id, ImageStatus.COMPLETE, now=now, path=str(stored.path), model_used=routed.model_used
             )
             await self.enqueue_delivery(conn, story, "image", f"image:{scene.id}:{job.id}", scene.id)
-            await self.after_image(conn, story, scene, drawn=True)
+            await self.after_image(conn, story, scene, job, drawn=True)
 
         return JobOutcome(
             result={"path": str(stored.path), "model_used": routed.model_used},
@@ -235,11 +243,16 @@ class Pipeline:
             on_commit=on_commit,
         )
 
-    async def after_image(self, conn: Conn, story: Story, scene: Scene, *, drawn: bool) -> None:
-        """Queue what follows an image: its clip, and (for the anchor scene) the other scenes."""
+    async def after_image(self, conn: Conn, story: Story, scene: Scene, job: GenerationJob, *, drawn: bool) -> None:
+        """Queue what follows an image job: its clip, and (for the anchor scene) the other scenes.
+
+        A redrawn picture gets a new clip: its key comes from the redraw job, since the first clip's key
+        is taken (enqueue would hand back the old job).
+        """
         if drawn and story.video_mode:
-            await scenes.set_video(conn, scene.id, VideoStatus.PENDING, now=self.clock.now())
-            await self.enqueue(conn, JobKind.RENDER_VIDEO, story, f"video:{scene.id}:0", scene_id=scene.id)
+            await scenes.set_video(conn, scene.id, VideoStatus.PENDING, now=self.clock.now(), error=None)
+            suffix = job.id if job.payload.get("redraw") else "0"
+            await self.enqueue(conn, JobKind.RENDER_VIDEO, story, f"video:{scene.id}:{suffix}", scene_id=scene.id)
         if scene.index == 0 and self._anchored(story):
             for other in (await scenes.list_for_story(conn, story.id))[1:]:
                 await self.enqueue(conn, JobKind.RENDER_IMAGE, story, f"image:{other.id}:0", scene_id=other.id)
@@ -289,6 +302,12 @@ def _scene_settled(story: Story, scene: Scene) -> bool:
     if scene.image_status is not ImageStatus.COMPLETE:
         return False
     return not story.video_mode or scene.video_status in (VideoStatus.COMPLETE, VideoStatus.FAILED)
+
+
+def _image_seed(story: Story, scene: Scene, job: GenerationJob) -> str:
+    """The same scene draws the same picture, except when redrawn: a redraw asks for a new one."""
+    seed = f"{story.id}:{scene.index}"
+    return f"{seed}:{job.id}" if job.payload.get("redraw") else seed
 
 
 def _image_prompt(story: Story, scene: Scene) -> str:

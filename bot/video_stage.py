@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, VideoStatus
-from bot.errors import ProviderError
+from bot.errors import ErrorKind, ProviderError
 from bot.jobs import JobContext, JobOutcome, PermanentFailure, Reschedule
 from bot.media import MediaError, probe_video
 from bot.providers.base import ReferenceImage, VideoRequest, VideoState
@@ -39,11 +39,15 @@ def decode_remote(remote_id: str) -> tuple[str, str]:
     return model_key, request_id
 
 
-async def _final_unless_retryable(call: Awaitable[T]) -> T:
-    """Provider errors while polling or downloading: transient ones retry the job, the rest end it."""
+async def _final_unless_retryable(call: Awaitable[T], model: str, poll_s: float) -> T:
+    """Provider errors while polling or downloading: a rate limit waits as long as the provider asks
+    without spending an attempt (the clip is paid for), other transient ones retry the job, the rest end it."""
     try:
         return await call
     except ProviderError as exc:
+        exc.model = exc.model or model  # the user reads "grok-imagine-video had ...", not "the model had ..."
+        if exc.kind is ErrorKind.RATE_LIMITED:
+            raise Reschedule(poll_s if exc.retry_after is None else exc.retry_after, exc.plain()) from exc
         if exc.kind.retry_same_model:
             raise
         raise PermanentFailure(exc.plain()) from exc
@@ -63,7 +67,8 @@ class VideoStage:
         remote = job.remote_id or await self._submit(job, ctx, scene.id, Path(scene.image_path), model_requested)
         model_used, request_id = decode_remote(remote)
         provider = self.p.providers.video(self.p.registry.resolve(model_used).provider)
-        poll = await _final_unless_retryable(provider.poll_video(request_id))
+        poll_s = self.p.settings.video_poll_s
+        poll = await _final_unless_retryable(provider.poll_video(request_id), model_used, poll_s)
         if poll.state is VideoState.PENDING:
             spec = self.p.registry.resolve(model_used)
             delay = 0.0 if spec.provider == "local" else self.p.settings.video_poll_s
@@ -73,7 +78,7 @@ class VideoStage:
         final = self.p.media.path_for(story.id, "mp4")
         temp = self.p.media.temp_path(final)
         try:
-            await _final_unless_retryable(provider.download_video(poll, request_id, temp))
+            await _final_unless_retryable(provider.download_video(poll, request_id, temp), model_used, poll_s)
             probe_video(temp)
             stored = await self.p.media.commit(temp, final)
         except MediaError as exc:

@@ -1,15 +1,141 @@
 """Retry (failed clip) and Redraw (scene picture) buttons: DynamicItems that survive restarts.
 
-STUB (contract for this session's helpers): ``register`` is called by StoryBot.setup_hook.
+The scene id lives in the custom_id, so a button posted by any earlier run, days ago, still works:
+discord.py rebuilds the item from the pressed message. The checks and the re-queue are bot/retries.py's;
+this module only answers the press. A press that queues work edits the pressed message at once (the
+button greys out); anything else is answered privately and changes nothing.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import re
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, cast
+
+import discord
+
+from bot.errors import StorybotError
+from bot.retries import Outcome, SceneActions, Verdict
+from cogs.render import clip, scene_caption
 
 if TYPE_CHECKING:
     from bot.app import StoryBot
 
+log = logging.getLogger(__name__)
+
+RETRY_ID = "storybot:retry:"
+REDRAW_ID = "storybot:redraw:"
+# Whatever follows the prefix is taken, so a forged or stale id gets an answer instead of silence;
+# SceneActions checks it is a scene id.
+_ANY_SCENE = r"(?P<scene_id>.*)"
+# cogs/publisher.py imports this module for the views, so its NO_MENTIONS cannot be imported here.
+_NO_MENTIONS = discord.AllowedMentions.none()
+_MARKS = {Verdict.BUSY: "⏳", Verdict.REFUSED: "⚠️"}
+_SOMETHING_WENT_WRONG = "⚠️ Something went wrong on our side; nothing was changed. Please try again in a moment."
+
+
+class RetryButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(RETRY_ID) + _ANY_SCENE):
+    """On a failed clip's message: queue the clip again."""
+
+    def __init__(self, scene_id: str, *, disabled: bool = False) -> None:
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            label="Retry", emoji="🔁", style=discord.ButtonStyle.primary, custom_id=RETRY_ID + scene_id,
+            disabled=disabled,
+        )  # fmt: skip
+        super().__init__(button)
+        self.scene_id = scene_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> RetryButton:
+        return cls(match["scene_id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        actions, presser = _context(interaction)
+        outcome = await _guarded(interaction, actions.retry_video(self.scene_id, **presser))
+        if outcome is not None and outcome.scene is not None:
+            text = f"🔁 Retrying scene {outcome.scene.index + 1}'s clip… it will appear here when it is ready."
+            await _pressed(interaction, outcome, text, retry_view(self.scene_id, disabled=True))
+
+
+class RedrawButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(REDRAW_ID) + _ANY_SCENE):
+    """On a scene's picture: draw it again (in video mode its clip is made again from the new picture)."""
+
+    def __init__(self, scene_id: str, *, disabled: bool = False) -> None:
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            label="Redraw", emoji="🎨", style=discord.ButtonStyle.secondary, custom_id=REDRAW_ID + scene_id,
+            disabled=disabled,
+        )  # fmt: skip
+        super().__init__(button)
+        self.scene_id = scene_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> RedrawButton:
+        return cls(match["scene_id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        actions, presser = _context(interaction)
+        outcome = await _guarded(interaction, actions.redraw_image(self.scene_id, **presser))
+        if outcome is not None and outcome.scene is not None:
+            note = "🎨 Redrawing this picture… the new one will appear here when it is ready."
+            content = scene_caption(outcome.scene, extra=note)
+            await _pressed(interaction, outcome, content, redraw_view(self.scene_id, disabled=True))
+
+
+def retry_view(scene_id: str, *, disabled: bool = False) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(RetryButton(scene_id, disabled=disabled))
+    return view
+
+
+def redraw_view(scene_id: str, *, disabled: bool = False) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(RedrawButton(scene_id, disabled=disabled))
+    return view
+
+
+def _context(interaction: discord.Interaction) -> tuple[SceneActions, dict[str, Any]]:
+    """The service, and who pressed where: the server, the user, and whether they may manage messages here."""
+    rt = _bot(interaction).runtime
+    presser = {
+        "guild_id": interaction.guild_id,
+        "user_id": interaction.user.id,
+        "can_manage": interaction.permissions.manage_messages,
+    }
+    return SceneActions(rt.pipeline, rt.quotas), presser
+
+
+async def _guarded(interaction: discord.Interaction, press: Awaitable[Outcome]) -> Outcome | None:
+    """The press's outcome when it queued work; anything else is answered privately here (None)."""
+    try:
+        outcome = await press
+    except StorybotError:
+        log.exception("a button press by user %s failed", interaction.user.id)
+        await interaction.response.send_message(_SOMETHING_WENT_WRONG, ephemeral=True, allowed_mentions=_NO_MENTIONS)
+        return None
+    if outcome.queued:
+        return outcome
+    text = clip(f"{_MARKS[outcome.verdict]} {outcome.text[:1].upper()}{outcome.text[1:]}.", 2000)
+    await interaction.response.send_message(text, ephemeral=True, allowed_mentions=_NO_MENTIONS)
+    return None
+
+
+async def _pressed(interaction: discord.Interaction, outcome: Outcome, content: str, view: discord.ui.View) -> None:
+    """Show on the pressed message that the work is queued (its button greyed out); refresh the storyboard."""
+    log.info("user %s: %s (job %s)", interaction.user.id, outcome.text, outcome.job_id)
+    await interaction.response.edit_message(content=content, view=view, allowed_mentions=_NO_MENTIONS)
+    if outcome.story is not None:
+        _bot(interaction).publisher.refresh_storyboard(outcome.story.id)
+
+
+def _bot(interaction: discord.Interaction) -> StoryBot:
+    return cast("StoryBot", interaction.client)
+
 
 def register(bot: StoryBot) -> None:
     """Make the bot answer presses of buttons posted by any earlier run."""
+    bot.add_dynamic_items(RetryButton, RedrawButton)

@@ -13,15 +13,16 @@ import asyncio
 import hashlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 
-from bot.domain import Scene, Story, StoryStatus, VideoStatus
+from bot.domain import ImageStatus, Scene, Story, StoryStatus, VideoStatus
 from bot.jobs import Reschedule
 from bot.media import MediaError, fit_to_upload_limit
 from bot.progress import progress_of
 from bot.publish import Delivery
+from cogs.buttons import redraw_view, retry_view
 from cogs.render import clip, scene_caption, storyboard_embed
 from cogs.storyboard import DEFAULT_INTERVAL_S, StoryboardUpdater, load_board
 from storage import scenes as scene_rows
@@ -110,8 +111,12 @@ class DiscordPublisher:
             await story_rows.update(conn, story_id, now=rt.clock.now(), storyboard_message_id=message_id)
         self.updater.request(story_id)
 
+    def refresh_storyboard(self, story_id: str) -> None:
+        """Ask for a storyboard edit (throttled) after a change made outside the jobs, e.g. a button press."""
+        self.updater.request(story_id)
+
     async def _edit_storyboard(self, story_id: str) -> None:
-        board = await load_board(self.runtime.db, self.runtime.queue, story_id)
+        board = await load_board(self.runtime.db, self.runtime.queue, story_id, settings=self.runtime.settings)
         if board is None or board.story.storyboard_message_id is None or board.story.channel_id is None:
             return
         channel = self._messageable(board.story.channel_id, board.story)
@@ -127,7 +132,7 @@ class DiscordPublisher:
             return story
         if self.runtime.clock.now() - story.created_at < self.storyboard_grace_s:
             raise Reschedule(STORYBOARD_WAIT_S, "waiting for the storyboard message")
-        board = await load_board(self.runtime.db, self.runtime.queue, story.id)
+        board = await load_board(self.runtime.db, self.runtime.queue, story.id, settings=self.runtime.settings)
         assert board is not None
         sent = await self._messageable(story.channel_id, story).send(
             embed=storyboard_embed(board), allowed_mentions=NO_MENTIONS, nonce=nonce_for(f"storyboard:{story.id}")
@@ -163,15 +168,22 @@ class DiscordPublisher:
             earlier = [s for s in delivery.scenes if s.index < scene.index and not _posted(story, s)]
             first = [scene] if scene.image_message_id is None else []
             self._wait_until_posted(first + earlier, scene.updated_at, f"scene {scene.index + 1}'s clip")
+        if _outdated(what, scene):
+            log.info("delivery %s: scene %s was retried since; its newer result is delivered instead", key, scene.id)
+            return str(scene.image_message_id if what == "image_failed" else scene.video_message_id)
         if what == "image":
-            return await self._post_scene(story, scene, key, "image", scene_caption(scene), _path(scene.image_path))
+            image = _path(scene.image_path)
+            return await self._post_scene(
+                story, scene, key, "image", scene_caption(scene), image, view=redraw_view(scene.id)
+            )
         if what == "image_failed":
             note = f"❌ The picture could not be drawn: {scene.image_error or 'unknown error'}"
-            return await self._post_scene(story, scene, key, "image", scene_caption(scene, extra=note))
+            content = scene_caption(scene, extra=note)
+            return await self._post_scene(story, scene, key, "image", content, view=redraw_view(scene.id))
         if what == "video":
             return await self._post_clip(story, scene, key)
         text = f"❌ Scene {scene.index + 1}'s clip failed: {scene.video_error or 'unknown error'}"
-        return await self._post_scene(story, scene, key, "video", clip(text, 2000))
+        return await self._post_scene(story, scene, key, "video", clip(text, 2000), view=retry_view(scene.id))
 
     def _wait_until_posted(self, waiting: list[Scene], since: float, what: str) -> None:
         """Keep the thread in reading order: reschedule while scenes that come first are not posted yet."""
@@ -220,21 +232,29 @@ class DiscordPublisher:
         file: Path | None = None,
         *,
         upload_name: Path | None = None,
+        view: discord.ui.View | None = None,
     ) -> str:
-        """Post (or, when the scene already has its message, edit) a scene's image or clip message."""
+        """Post (or, when the scene already has its message, edit) a scene's image or clip message.
+
+        ``view`` holds the message's buttons; an edit without one removes any it had (a clip that landed
+        after a Retry loses its button).
+        """
         target = await self._target(story)
         existing = scene.image_message_id if kind == "image" else scene.video_message_id
         attachments = [] if file is None else [_file(file, scene, kind, upload_name or file)]
         if existing is not None:
             try:
                 await target.get_partial_message(existing).edit(
-                    content=content, attachments=attachments, allowed_mentions=NO_MENTIONS
+                    content=content, attachments=attachments, view=view, allowed_mentions=NO_MENTIONS
                 )
                 return str(existing)
             except discord.NotFound:
                 log.info("scene %s: its %s message was deleted; posting a new one", scene.id, kind)
                 attachments = [] if file is None else [_file(file, scene, kind, upload_name or file)]
-        sent = await target.send(content=content, files=attachments, allowed_mentions=NO_MENTIONS, nonce=nonce_for(key))
+        buttons: dict[str, Any] = {} if view is None else {"view": view}  # send() takes no view=None
+        sent = await target.send(
+            content=content, files=attachments, allowed_mentions=NO_MENTIONS, nonce=nonce_for(key), **buttons
+        )
         rt = self.runtime
         async with rt.db.transaction() as conn:
             await scene_rows.set_message_id(conn, scene.id, kind=kind, message_id=sent.id, now=rt.clock.now())
@@ -299,6 +319,15 @@ def _posted(story: Story, scene: Scene) -> bool:
         return False
     settled = scene.video_status in (VideoStatus.COMPLETE, VideoStatus.FAILED)
     return not (story.video_mode and settled and scene.video_message_id is None)
+
+
+def _outdated(what: str, scene: Scene) -> bool:
+    """A failure whose message exists, on a scene retried since: showing it would overwrite the newer state."""
+    if what == "image_failed":
+        return scene.image_status is not ImageStatus.FAILED and scene.image_message_id is not None
+    if what == "video_failed":
+        return scene.video_status is not VideoStatus.FAILED and scene.video_message_id is not None
+    return False
 
 
 def _path(value: str | None) -> Path | None:

@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 
 from bot.domain import ImageStatus, Scene, Story, StoryStatus, VideoStatus
+from bot.eta import ACTIVE, eta_text
 from bot.progress import progress_of, scene_stage
 from bot.registry import ModelSpec
 
@@ -38,11 +39,13 @@ STATUS_COLOURS = {
 
 @dataclass(frozen=True)
 class Board:
-    """What the storyboard shows: the story, its scenes, and its place in the queue (None when not waiting)."""
+    """What the storyboard shows: the story, its scenes, its place in the queue (None when not waiting) and
+    the estimated seconds left (None when unknown or finished)."""
 
     story: Story
     scenes: list[Scene]
     queue_position: int | None = None
+    eta_s: float | None = None
 
 
 def clip(text: str, limit: int) -> str:
@@ -51,6 +54,13 @@ def clip(text: str, limit: int) -> str:
 
 
 def status_line(board: Board) -> str:
+    """The storyboard's headline: the stage and counts, plus "· about 2 min left" while work remains."""
+    line = _stage_line(board)
+    left = eta_text(board.eta_s) if board.story.status in ACTIVE else None
+    return f"{line} · {left}" if left else line
+
+
+def _stage_line(board: Board) -> str:
     story, progress = board.story, progress_of(board.story, board.scenes)
     status = story.status
     if status is StoryStatus.QUEUED:

@@ -321,3 +321,32 @@ async def queue_position(target: Target, job_id: str) -> int:
         (job_id,),
     )
     return int(row[0]) if row else 0
+
+
+async def mean_duration(target: Target, kind: str, *, last: int = 50) -> float | None:
+    """Mean seconds from due to succeeded over the ``last`` succeeded jobs of ``kind`` (None without any).
+
+    Jobs keep no start time, so a busy queue's wait is included: good enough for an estimate.
+    """
+    row = await fetch_one(
+        target,
+        "SELECT AVG(finished_at - run_after), COUNT(*) FROM (SELECT run_after, finished_at FROM jobs "
+        "WHERE kind = ? AND status = 'succeeded' AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?)",
+        (kind, last),
+    )
+    return max(float(row[0]), 0.0) if row is not None and row[1] else None
+
+
+async def any_with_key_prefix(target: Target, prefix: str) -> bool:
+    """Whether some job's idempotency key starts with ``prefix``.
+
+    A range over the UNIQUE index on idempotency_key (LIKE would scan: it is case-insensitive and
+    treats ``_`` as a wildcard).
+    """
+    if not prefix:
+        raise ValueError("any_with_key_prefix() needs a non-empty prefix")
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    row = await fetch_one(
+        target, "SELECT 1 FROM jobs WHERE idempotency_key >= ? AND idempotency_key < ? LIMIT 1", (prefix, upper)
+    )
+    return row is not None

@@ -78,7 +78,8 @@ async def _set_stage(
     await conn.execute(
         f"UPDATE scenes SET {assignments}, updated_at = :now WHERE id = :id", {**columns, "now": now, "id": scene_id}
     )
-    return scene.model_copy(update={_model_field(c): v for c, v in columns.items()} | {"updated_at": now})
+    changed = {_model_field(c): v for c, v in columns.items()} | {f"{stage}_status": status, "updated_at": now}
+    return scene.model_copy(update=changed)
 
 
 def _model_field(column: str) -> str:
