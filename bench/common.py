@@ -31,8 +31,19 @@ def run_mode(module: str, mode: str, *args: str) -> dict[str, Any]:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set size (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set size in MiB.
+
+    Linux's VmHWM first: ru_maxrss survives exec, so a child started by a process that was once
+    larger (``python -m bench`` after a big bench) would report its parent's peak instead of its own.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def emit(result: dict[str, Any]) -> None:

@@ -1,10 +1,10 @@
 """Peak memory while the xAI adapter streams a 200 MB clip to disk.
 
-The fake provider server runs in its own process (``--mode serve``), so its buffers never count
+The fake provider server runs in its own process (``bench.fake_server``), so its buffers never count
 against the downloader; only the downloader's process is measured.
 
 download: a fresh process builds the adapter, submits a clip and polls it to done, then measures
-          ``XAIAdapter.download_video`` into a temp file: peak RSS (ru_maxrss) after the download
+          ``XAIAdapter.download_video`` into a temp file: peak RSS (VmHWM) after the download
           minus the resident set just before it (an upper bound on the growth), then a second
           download under tracemalloc for the peak of Python allocations.
 baseline: a fresh process doing everything except the downloads (adapter, submit, poll).
@@ -15,20 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.common import emit, machine, peak_rss_mib, ratio, run_mode
+from bench.fake_server import FakeSetup, fake_server
 
 MiB = 1024 * 1024
 CLIP_BYTES = 200 * MiB
@@ -43,40 +40,6 @@ def current_rss_mib() -> float:
     except (OSError, IndexError, ValueError):
         return peak_rss_mib()
     return resident_pages * os.sysconf("SC_PAGE_SIZE") / MiB
-
-
-# --- the fake server, in its own process ---------------------------------------------------------
-
-
-async def _serve(clip_bytes: int) -> None:
-    from tests.fakes.providers import FakeProviders
-
-    async with FakeProviders() as fake:
-        fake.video_size = clip_bytes
-        fake.video_pending_polls = 0
-        print(fake.url, flush=True)
-        await asyncio.to_thread(sys.stdin.read)  # serve until the parent closes our stdin
-
-
-@contextlib.contextmanager
-def fake_server(clip_bytes: int = CLIP_BYTES) -> Iterator[str]:
-    """Start FakeProviders in a separate process; yield its base URL."""
-    command = [sys.executable, "-m", "bench.download_memory", "--mode", "serve", "--clip-bytes", str(clip_bytes)]
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        url = proc.stdout.readline().strip()
-        if not url.startswith("http://127.0.0.1:"):
-            raise SystemExit(f"the fake provider server did not start (said {url!r})")
-        yield url
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- the measured process ------------------------------------------------------------------------
@@ -133,10 +96,7 @@ async def _measure(url: str, download: bool) -> dict[str, Any]:
     return result | {"peak_rss_mib": peak_rss_mib()}
 
 
-def _child(mode: str, url: str | None, clip_bytes: int) -> None:
-    if mode == "serve":
-        asyncio.run(_serve(clip_bytes))
-        return
+def _child(mode: str, url: str | None) -> None:
     if url is None:
         raise SystemExit("--url is required")
     emit(asyncio.run(_measure(url, download=mode == "download")))
@@ -144,7 +104,7 @@ def _child(mode: str, url: str | None, clip_bytes: int) -> None:
 
 def main() -> None:
     results: dict[str, list[dict[str, Any]]] = {"baseline": [], "download": []}
-    with fake_server() as url:
+    with fake_server(FakeSetup(clip_bytes=CLIP_BYTES)) as url:
         for _ in range(RUNS):  # interleaved, so drift on a shared machine hits both alike
             for mode in results:
                 results[mode].append(run_mode("bench.download_memory", mode, "--url", url))
@@ -166,8 +126,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=("serve", "download", "baseline"))
+    parser.add_argument("--mode", choices=("download", "baseline"))
     parser.add_argument("--url")
-    parser.add_argument("--clip-bytes", type=int, default=CLIP_BYTES)
     args = parser.parse_args()
-    _child(args.mode, args.url, args.clip_bytes) if args.mode else main()
+    _child(args.mode, args.url) if args.mode else main()

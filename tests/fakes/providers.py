@@ -98,6 +98,7 @@ class FakeProviders:
         self.video_bytes: bytes | None = None  # None: tiny_mp4()
         self.video_size: int | None = None  # pad the clip to this many bytes (still a playable MP4)
         self.video_pending_polls = 1
+        self.video_render_s: float | None = None  # set: pending until this long after submit (polls ignored)
         self.video_pending_empty_body = False
         self.valid_keys: set[str] | None = None  # None: any non-empty key is accepted
         self.shutdown_dates: dict[str, Any] = {}  # OpenAI model id -> shutdown_date value

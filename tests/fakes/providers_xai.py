@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -27,6 +27,9 @@ from tests.fakes.providers_core import (
     tiny_mp4,
 )
 from tests.fakes.providers_openai import chat_completion
+
+if TYPE_CHECKING:
+    from tests.fakes.providers import FakeProviders
 
 IMAGE_MODELS = ("grok-imagine-image", "grok-imagine-image-2.0")
 VIDEO_MODELS = ("grok-imagine-video", "grok-imagine-video-1.5")
@@ -47,6 +50,7 @@ class VideoJob:
     prompt: str
     duration: int
     polls: int = 0
+    submitted_at: float = field(default_factory=time.monotonic)
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -224,15 +228,25 @@ def _unknown_request() -> web.Response:
     return error(404, _NOT_FOUND, "Request ID not found or expired.")
 
 
+def _render_progress(fake: FakeProviders, job: VideoJob) -> int | None:
+    """The clip's progress while it is still rendering; None once it is done."""
+    if fake.video_render_s is not None:
+        elapsed = time.monotonic() - job.submitted_at
+        return None if elapsed >= fake.video_render_s else min(99, int(elapsed * 100 / fake.video_render_s))
+    if job.polls > fake.video_pending_polls:
+        return None
+    return min(99, job.polls * 100 // (fake.video_pending_polls + 1))
+
+
 def _poll_answer(call: Call, *, moderated: bool = False) -> web.Response:
     job = _job(call)
     if job is None:
         return _unknown_request()
     job.polls += 1
-    if not moderated and job.polls <= call.fake.video_pending_polls:
+    progress = _render_progress(call.fake, job)
+    if not moderated and progress is not None:
         if call.fake.video_pending_empty_body:
             return web.Response(status=202)
-        progress = min(99, job.polls * 100 // (call.fake.video_pending_polls + 1))
         return json_response({"status": "pending", "progress": progress}, status=202)
     url = "" if moderated else f"{call.fake.url}/xai/download/{job.request_id}.mp4"
     video = {"url": url, "duration": job.duration, "respect_moderation": not moderated}
