@@ -21,10 +21,13 @@ from discord.ext import commands
 
 from bot.clock import Clock
 from bot.errors import ConfigError
+from bot.health.http import HealthServer, build_health_server
 from bot.jobs import WorkerPool
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.shutdown import on_sigterm
 from cogs import buttons
+from cogs.alerts import DiscordAlertNotifier
 from cogs.config import ConfigCog
 from cogs.publisher import NO_MENTIONS, DiscordPublisher
 from cogs.status import StatusCog
@@ -91,6 +94,7 @@ class StoryBot(commands.Bot):
         self.ready_once = asyncio.Event()
         self._stop_workers = asyncio.Event()
         self._worker_task: asyncio.Task[object] | None = None
+        self.health_server: HealthServer | None = None
         self.tree.error(self._on_app_command_error)
 
     async def setup_hook(self) -> None:
@@ -106,6 +110,7 @@ class StoryBot(commands.Bot):
             self.synced = await self.tree.sync()
         self._worker_task = asyncio.create_task(self.worker.run_forever(self._stop_workers), name="storybot-workers")
         self._worker_task.add_done_callback(_log_worker_exit)
+        await self._start_health()
 
     async def on_ready(self) -> None:
         if self.ready_once.is_set():
@@ -125,9 +130,34 @@ class StoryBot(commands.Bot):
         )
 
     async def close(self) -> None:
+        await self._stop_health()
         await self._stop_worker_pool()
         await self.publisher.close()
         await super().close()
+
+    async def _start_health(self) -> None:
+        """The health loop (checks, metrics, alerts to each server's alert channel) and /health, /metrics."""
+        health = self.runtime.health
+        health.alerts.notifiers.append(DiscordAlertNotifier(self))
+        health.discord_connected = lambda: self.is_ready() and not self.is_closed()
+        health.start()
+        server = build_health_server(self.runtime.settings, health.report)
+        if server is None:
+            return
+        try:
+            await server.start()
+        except OSError as exc:  # the bot still serves Discord; the operator reads why in the log
+            log.error("cannot serve /health and /metrics on %s:%d (%s); set HEALTH_HTTP_HOST/HEALTH_HTTP_PORT, "
+                      "or HEALTH_HTTP_PORT=0 to turn them off", server.host, self.runtime.settings.health_http_port,
+                      exc.strerror or exc)  # fmt: skip
+            return
+        self.health_server = server
+
+    async def _stop_health(self) -> None:
+        server, self.health_server = self.health_server, None
+        if server is not None:
+            await server.stop()
+        await self.runtime.health.stop()
 
     async def _stop_worker_pool(self) -> None:
         task = self._worker_task
@@ -143,9 +173,14 @@ class StoryBot(commands.Bot):
     async def _on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
-        log.error("command %s failed", interaction.command.qualified_name if interaction.command else "?",
-                  exc_info=error)  # fmt: skip
-        text = "⚠️ Something went wrong on our side; please try again in a moment."
+        name = interaction.command.qualified_name if interaction.command else "?"
+        if isinstance(error, app_commands.TransformerError):  # an option value Discord's own lists never offer
+            log.info("command %s: option value refused: %s", name, error)
+            wanted = "a text channel" if error.type is discord.AppCommandOptionType.channel else "a value"
+            text = f"⚠️ Nothing was done: that option needs {wanted} from the list Discord offers; pick one there."
+        else:
+            log.error("command %s failed", name, exc_info=error)
+            text = "⚠️ Something went wrong on our side; please try again in a moment."
         with contextlib.suppress(discord.HTTPException):
             if interaction.response.is_done():  # after a public defer a followup would be public anyway
                 await interaction.edit_original_response(content=text, embed=None)
@@ -159,18 +194,35 @@ def _log_worker_exit(task: asyncio.Task[object]) -> None:
 
 
 async def run_bot(settings: Settings) -> int:
-    """Log in, serve until stopped. Raises ConfigError for a missing or rejected token."""
+    """Log in, serve until stopped. Raises ConfigError for a missing or rejected token.
+
+    SIGTERM stops the bot as Ctrl-C does (StoryBot.close): no new jobs are claimed, in-flight jobs get
+    WORKER_STOP_S to finish and the rest go back to the queue, pending storyboard edits land, then the
+    database is closed and one line says so. A requested stop is a success, so this returns 0: service
+    managers count 143 as a failure unless told otherwise.
+    """
     if settings.discord_token is None:
         raise ConfigError("DISCORD_TOKEN is not set")
     token = settings.discord_token.get_secret_value().strip()
+    closing: list[asyncio.Future[None]] = []
     with discord_endpoints(settings):
         async with build_runtime(settings) as runtime:
             bot = StoryBot(runtime)
-            try:
-                async with bot:
-                    await bot.start(token)
-            except discord.LoginFailure:
-                raise ConfigError("Discord rejected DISCORD_TOKEN (login failed); copy the bot token again") from None
-            except discord.PrivilegedIntentsRequired:
-                raise ConfigError("Discord refused the bot's intents; enable them in the developer portal") from None
+            with on_sigterm(lambda: closing.append(asyncio.ensure_future(bot.close()))) as stop:
+                await _serve(bot, token)
+                await asyncio.gather(*closing)
+    if stop.requested:
+        handed_back = bot.worker.stats.handed_back
+        log.info("storybot stopped (%s); %d job%s handed back to the queue", stop.signal_name, handed_back,
+                 "" if handed_back == 1 else "s")  # fmt: skip
     return 0
+
+
+async def _serve(bot: StoryBot, token: str) -> None:
+    try:
+        async with bot:
+            await bot.start(token)
+    except discord.LoginFailure:
+        raise ConfigError("Discord rejected DISCORD_TOKEN (login failed); copy the bot token again") from None
+    except discord.PrivilegedIntentsRequired:
+        raise ConfigError("Discord refused the bot's intents; enable them in the developer portal") from None

@@ -1,7 +1,8 @@
 """The ``storybot`` command: run | story | work | models | status | db.
 
 Errors a user can fix (bad settings, bad input, unusable paths, a newer database) print one line
-and exit 2; an interrupted run exits 130 and says how to resume.
+and exit 2; an interrupted run exits 130 (Ctrl-C) or 143 (SIGTERM) and says how to resume. The bot
+itself (`run` with DISCORD_TOKEN) treats SIGTERM as its normal stop and exits 0 (see bot.app.run_bot).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 
 from bot.domain import StoryStatus
 from bot.errors import ConfigError, StorageError, UserInputError
+from bot.health.table import format_status
 from bot.progress import progress_of
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
+from bot.shutdown import EXIT_TERMINATED, Terminated, on_sigterm
 from bot.stories import StoryOptions
 from bot.tables import format_models, format_queue
 from storage import scenes as scene_rows
@@ -52,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("work", help="run the worker until the queue is empty")
     sub.add_parser("models", help="list the model registry and what is usable")
-    sub.add_parser("status", help="show the queue")
+    sub.add_parser("status", help="show each model's health and the queue")
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -74,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nstorybot: interrupted; nothing is lost. {RESUME_HINT}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated as exc:
+        print(f"\nstorybot: stopped ({exc}); nothing is lost. {RESUME_HINT}", file=sys.stderr)
+        return EXIT_TERMINATED
 
 
 def _configure_logging(settings: Settings, verbose: bool) -> None:
@@ -91,7 +97,23 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "status": lambda: _status(settings),
         "db": lambda: _db(args, settings),
     }
-    return await commands[args.command]()
+    if args.command == "run" and settings.discord_token is not None:
+        return await commands["run"]()  # the bot stops itself on SIGTERM (run_bot)
+    return await _until_sigterm(commands[args.command])
+
+
+async def _until_sigterm(command: Callable[[], Awaitable[int]]) -> int:
+    """Run a one-shot command; SIGTERM cancels it as Ctrl-C does (jobs handed back, database closed)."""
+    task = asyncio.current_task()
+    assert task is not None
+    with on_sigterm(task.cancel) as stop:
+        try:
+            return await command()
+        except asyncio.CancelledError:
+            if not stop.requested:
+                raise
+            task.uncancel()
+    raise Terminated(stop.signal_name)
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -197,6 +219,8 @@ async def _models(settings: Settings) -> int:
 
 async def _status(settings: Settings) -> int:
     async with Runtime(settings) as rt:
+        print(format_status(await rt.health.report(live=False)))
+        print()
         print(format_queue(await rt.queue.counts()))
     return 0
 

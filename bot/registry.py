@@ -50,6 +50,9 @@ class Availability:
     state: HealthState = HealthState.UP
 
 
+HealthHook = Callable[[str], Availability | None]  # what the health checker found (retired, key refused)
+
+
 def _no_keys(_env: str) -> bool:
     return False
 
@@ -104,6 +107,7 @@ class Registry:
                 self._specs[spec.key] = spec.model_copy(update={"successor": successor.key})
         self._key_present = key_present
         self._cooldown = cooldown
+        self._health: HealthHook | None = None
         self._clock: Clock = clock or SystemClock()
 
     @classmethod
@@ -132,6 +136,10 @@ class Registry:
         """Let the router/health report how many seconds a model still cools down (None when it does not)."""
         self._cooldown = cooldown
 
+    def set_health_hook(self, health: HealthHook | None) -> None:
+        """Let the health checker mark a model unusable (retired by its provider, key refused); None when usable."""
+        self._health = health
+
     @property
     def aliases(self) -> dict[str, str]:
         return dict(self._aliases)
@@ -153,7 +161,8 @@ class Registry:
     def specs(self, modality: Modality | None = None) -> list[ModelSpec]:
         return [spec for spec in self._specs.values() if modality is None or spec.modality == modality]
 
-    def availability(self, key: str, *, today: date | None = None) -> Availability:
+    def availability(self, key: str, *, today: date | None = None, consult_health: bool = True) -> Availability:
+        """Usable or not, and why. ``consult_health=False`` leaves out what the health checker found."""
         spec = self.get(key)
         if spec is None:
             return Availability(False, f"unknown model '{_shown(key)}'", HealthState.UNCONFIGURED)
@@ -164,6 +173,9 @@ class Registry:
             return Availability(False, reason, HealthState.RETIRED)
         if spec.api_key_env is not None and not self._key_present(spec.api_key_env):
             return Availability(False, f"no key set (set {spec.api_key_env})", HealthState.UNCONFIGURED)
+        verdict = self._health(spec.key) if self._health and consult_health else None
+        if verdict is not None and not verdict.usable:
+            return verdict
         left = self._cooldown(spec.key) if self._cooldown else None
         if left is not None and left > 0:
             return Availability(False, f"cooling down for {math.ceil(left)} s", HealthState.DOWN)

@@ -7,11 +7,14 @@ clock and publisher.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from pathlib import Path
 from typing import Any
 
 from bot.clock import Clock, SystemClock
+from bot.health.monitor import HealthMonitor
+from bot.health.probes import probe
 from bot.jobs import JobQueue, WorkerPool, WorkerStats
 from bot.media import MediaStore
 from bot.pipeline import Pipeline
@@ -50,8 +53,20 @@ class Runtime:
         self.publisher: Publisher = publisher or OfflinePublisher(out_dir)
         self.queue = JobQueue(self.db, self.clock, lease_s=settings.job_lease_s, max_attempts=settings.job_max_attempts)
         self.router = ModelRouter(self.registry, settings.routing, self.clock)
+        # Records every provider call (router.listeners) and marks retired models unusable (registry hook).
+        self.health = HealthMonitor(
+            settings=settings,
+            db=self.db,
+            registry=self.registry,
+            router=self.router,
+            queue=self.queue,
+            clock=self.clock,
+            prober=functools.partial(probe, self.providers),
+        )
         self.quotas = Quotas(self.db, settings, self.clock)
-        self.stories = StoryService(self.db, self.queue, self.registry, self.media, settings, self.clock)
+        self.stories = StoryService(
+            self.db, self.queue, self.registry, self.media, settings, self.clock, quotas=self.quotas
+        )
         self.pipeline = Pipeline(
             db=self.db,
             queue=self.queue,
@@ -67,6 +82,7 @@ class Runtime:
     async def open(self) -> Runtime:
         await self.db.open()
         try:
+            await self.health.load()
             await asyncio.to_thread(self._sweep_leftovers)
         except BaseException:
             await self.db.close()  # an open connection's thread would keep the process alive
@@ -82,8 +98,11 @@ class Runtime:
             log.info("swept %d partial files and %d stale local clips", partials, staged)
 
     async def close(self) -> None:
-        await self.providers.aclose()
-        await self.db.close()
+        try:
+            await self.health.aclose()  # stops the check loop if it runs, then stores the last call records
+        finally:
+            await self.providers.aclose()
+            await self.db.close()
 
     async def __aenter__(self) -> Runtime:
         return await self.open()

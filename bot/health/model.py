@@ -7,17 +7,21 @@ Everything here is plain data; the status renderers (Discord embed, terminal tab
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from bot.domain import HealthState  # one enum for the registry and the health package; rules in bot/health/rules.py
 from bot.errors import ErrorKind
 
-
-class HealthState(StrEnum):
-    UP = "up"
-    DEGRADED = "degraded"  # answering, but failing or slow more than it should
-    DOWN = "down"  # unreachable or failing every call
-    RETIRED = "retired"  # the provider shut it down (404, or a shutdown date that has passed)
-    UNCONFIGURED = "unconfigured"  # no API key for its provider
+__all__ = [
+    "WINDOWS_S",
+    "Bucket",
+    "ChartPoint",
+    "HealthState",
+    "ModelHealth",
+    "ModelStatus",
+    "Probe",
+    "StatusReport",
+    "WindowStats",
+]
 
 
 WINDOWS_S: dict[str, float] = {"10m": 600.0, "1h": 3600.0, "24h": 86_400.0}
@@ -46,6 +50,7 @@ class WindowStats:
     p95_ms: float | None = None
     p99_ms: float | None = None
     errors_by_kind: dict[str, int] = field(default_factory=dict)
+    max_ms: float | None = None  # the slowest call (its histogram bin's middle for aggregated calls)
 
     @property
     def success_rate(self) -> float | None:
@@ -58,6 +63,14 @@ class WindowStats:
     @property
     def fallback_rate(self) -> float | None:
         return self.fallbacks / self.calls if self.calls else None
+
+    @property
+    def fault_rate(self) -> float | None:
+        """Failures that say something about the model: content-policy blocks are the prompt's doing."""
+        if not self.calls:
+            return None
+        blocked = self.errors_by_kind.get(ErrorKind.CONTENT_POLICY.value, 0)
+        return (self.calls - self.successes - blocked) / self.calls
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,44 @@ class ModelStatus:
     cooldown_left_s: float = 0.0
     breaker: str = "closed"  # closed | half_open | open
     successor: str | None = None  # for a retired model
+    unavailable_since: float | None = None  # when it last stopped being available (None while available)
+
+
+@dataclass
+class ModelHealth:
+    """The model_health row: what the checker and the calls have said about one model (survives restarts)."""
+
+    key: str
+    state: HealthState = HealthState.UP
+    available: bool = True
+    last_success: float | None = None
+    last_failure: float | None = None
+    error_count: int = 0
+    consecutive_failures: int = 0  # failures that count against the model (not content-policy blocks)
+    breaker_state: str = "closed"
+    breaker_reopen_at: float | None = None
+    cooldown_until: float | None = None
+    last_check: float | None = None
+    probe_failed: bool = False  # the last check failed and no call has succeeded since
+    retired: bool = False  # a check (404, shutdown date) or a call said the provider retired it
+    key_rejected: bool = False  # a check was refused the API key
+    last_error: str | None = None  # plain words
+    successor: str | None = None
+    unavailable_since: float | None = None
+
+
+@dataclass
+class Bucket:
+    """Calls of one model in one 5-minute bucket (the model_call_buckets row)."""
+
+    model_key: str
+    bucket_start: float
+    calls: int = 0
+    successes: int = 0
+    fallbacks: int = 0
+    max_latency_ms: float = 0.0
+    latency_hist: dict[int, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

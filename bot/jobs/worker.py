@@ -92,6 +92,7 @@ class WorkerStats:
     retried: int = 0
     rescheduled: int = 0
     lease_lost: int = 0
+    handed_back: int = 0  # in-flight jobs put back in the queue when the pool was stopped
 
 
 class WorkerPool:
@@ -240,6 +241,7 @@ class WorkerPool:
             try:
                 handed_back = self.queue.reschedule(job.id, self.owner, delay_s=0, spend_attempt=False)
                 if await run_to_completion(handed_back):
+                    self.stats.handed_back += 1
                     log.info("%s: handed back to the queue (worker stopping)", _tag(job))
             except StorageError as exc:
                 log.warning("%s: could not hand back (%s); its lease will expire", _tag(job), exc)

@@ -54,7 +54,7 @@ def make_settings(tmp_path: Path, fake: FakeDiscord, **overrides: Any) -> Settin
         discord_api_base=fake.base_url,  # without /api/v10: the bot appends it
         discord_gateway_url=fake.gateway_url,
         video_poll_s=0,
-        **overrides,
+        **{"health_http_port": 0, **overrides},  # /health is tested on its own port, not 8080
     )
 
 
