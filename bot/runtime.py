@@ -16,6 +16,7 @@ from bot.clock import Clock, SystemClock
 from bot.health.monitor import HealthMonitor
 from bot.health.probes import probe
 from bot.jobs import JobQueue, WorkerPool, WorkerStats
+from bot.library import sweep_orphaned_media
 from bot.media import MediaStore
 from bot.pipeline import Pipeline
 from bot.providers import ProviderSet
@@ -84,6 +85,7 @@ class Runtime:
         try:
             await self.health.load()
             await asyncio.to_thread(self._sweep_leftovers)
+            await sweep_orphaned_media(self.db, self.media, older_than_s=PARTIAL_MAX_AGE_S, now=self.clock.now())
         except BaseException:
             await self.db.close()  # an open connection's thread would keep the process alive
             raise

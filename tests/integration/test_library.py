@@ -4,6 +4,7 @@ ownership checked, deleting one with its rows and files, and deleting one while 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -215,3 +216,17 @@ async def test_a_story_deleted_while_a_worker_draws_it(fake: FakeProviders, tmp_
         assert not rt.media.story_dir(story.id).exists()
         assert swept <= 1  # the late picture's folder, if the job got that far before it noticed
         assert rt.media.story_dir(after.id).is_dir()  # a live story's files are never swept
+
+
+async def test_opening_the_runtime_sweeps_media_of_deleted_stories(tmp_path: Path) -> None:
+    settings = load_settings(database_path=tmp_path / "db.sqlite", media_dir=tmp_path / "media")
+    orphan = tmp_path / "media" / ("ab" * 16)
+    orphan.mkdir(parents=True)
+    (orphan / "scene.png").write_bytes(png_bytes())
+    old = orphan.stat().st_mtime - 2 * 3600
+    os.utime(orphan, (old, old))
+    fresh = tmp_path / "media" / ("cd" * 16)  # a story being created right now: too young to judge
+    fresh.mkdir()
+    async with Runtime(settings):
+        pass
+    assert not orphan.exists() and fresh.exists()
