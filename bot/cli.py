@@ -149,19 +149,21 @@ async def _story(args: argparse.Namespace, settings: Settings) -> int:
     return await _render(settings, options)
 
 
-def check_writable(folder: Path) -> None:
-    """Fail early, before anything is stored, when the output folder cannot be written."""
+def check_writable(folder: Path, setting: str | None = None) -> None:
+    """Fail early, before anything is stored, when a folder the story writes to cannot be written."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".storybot-{uuid.uuid4().hex}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise UserInputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+        where = f"{folder} (set {setting} to a writable folder)" if setting else str(folder)
+        raise UserInputError(f"cannot write to {where}: {exc.strerror or exc}") from None
 
 
 async def _render(settings: Settings, options: StoryOptions) -> int:
     assert options.out_dir is not None
+    check_writable(settings.media_dir, "MEDIA_DIR")  # else every render fails, after the story was stored
     check_writable(options.out_dir)
     async with Runtime(settings, out_dir=options.out_dir) as rt:
         rt.stories.validate(options)  # fail fast, before the database is touched

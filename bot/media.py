@@ -19,6 +19,7 @@ import re
 import shutil
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -40,10 +41,15 @@ STORY_ID = re.compile(r"[0-9a-f]{1,64}")
 EXTENSION = re.compile(r"[a-z0-9]{1,8}")
 MIME_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp", "mp4": "video/mp4"}
 H264_PRESET = "veryfast"
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class MediaError(StorybotError, ValueError):
     """A media file is not what it should be: it does not decode, is truncated, or cannot be made to fit."""
+
+
+class ImageTooLarge(MediaError):
+    """An image declares more pixels than allowed (found from its header, before anything was decoded)."""
 
 
 class MediaWriteError(StorybotError):
@@ -104,6 +110,15 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def write_error(verb: str, path: Path, exc: OSError) -> MediaWriteError:
+    """A MediaWriteError whose message says what went wrong in words a user can act on."""
+    if exc.errno in DISK_FULL:
+        reason = f"the disk is full ({exc.strerror or 'no space left'}); free some space, then try again"
+    else:
+        reason = exc.strerror or str(exc)
+    return MediaWriteError(f"could not {verb} {path.name}: {reason}", errno=exc.errno)
+
+
 def fsync_and_replace(temp: Path, final: Path) -> None:
     """Make ``temp`` durable, then atomically put it at ``final``.
 
@@ -120,7 +135,7 @@ def fsync_and_replace(temp: Path, final: Path) -> None:
         temp.unlink(missing_ok=True)
         if replaced:  # the rename may not survive a crash, and the caller is told it failed: undo it
             final.unlink(missing_ok=True)
-        raise MediaWriteError(f"could not store {final.name}: {exc.strerror or exc}", errno=exc.errno) from exc
+        raise write_error("store", final, exc) from exc
 
 
 def sweep_partials(folder: Path, pattern: str, older_than_s: float, now: float | None = None) -> int:
@@ -209,7 +224,7 @@ class MediaStore:
                 handle.write(data)
         except OSError as exc:
             temp.unlink(missing_ok=True)
-            raise MediaWriteError(f"could not write {final.name}: {exc.strerror or exc}", errno=exc.errno) from exc
+            raise write_error("write", final, exc) from exc
         fsync_and_replace(temp, final)
         return StoredFile(final, len(data), hashlib.sha256(data).hexdigest(), mime_for(final))
 
@@ -225,7 +240,7 @@ class MediaStore:
             digest, size = sha256_file(temp), temp.stat().st_size
         except OSError as exc:
             temp.unlink(missing_ok=True)
-            raise MediaWriteError(f"could not read {temp.name}: {exc.strerror or exc}", errno=exc.errno) from exc
+            raise write_error("read", temp, exc) from exc
         fsync_and_replace(temp, final)
         return StoredFile(final, size, digest, mime_for(final))
 
@@ -247,6 +262,23 @@ def probe_image(source: Path | bytes) -> ImageInfo:
             return ImageInfo(image.width, image.height, image.format or "unknown")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise MediaError(f"{name} is not a readable image: {exc}") from exc
+
+
+def check_pixels(data: bytes, max_pixels: int) -> None:
+    """ImageTooLarge ("W×H pixels") when the image declares more than ``max_pixels``, read from its header
+    alone: a small file can declare a picture that takes gigabytes to decode. Bytes that are not an image
+    pass (probe_image says what is wrong with them)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, with its size
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"over {2 * (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000} megapixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"{width}×{height} pixels")
 
 
 def probe_video(path: Path) -> VideoInfo:

@@ -122,17 +122,14 @@ class Pipeline:
             return
         await self.enqueue_delivery(conn, story, "story", f"story:{story.id}:{cause}", None)
 
-    async def start_asset(self, job: GenerationJob, scene: Scene, kind: AssetKind, model: str) -> str:
+    async def start_asset(self, conn: Conn, job: GenerationJob, scene: Scene, kind: AssetKind, model: str) -> str:
         """The asset row for this job (its id is the job's), created GENERATING on the first attempt."""
         now = self.clock.now()
-        async with self.db.transaction() as conn:
-            if await assets.get(conn, job.id) is None:
-                asset = MediaAsset(
-                    id=job.id, story_id=scene.story_id, scene_id=scene.id, kind=kind,
-                    model_requested=model, created_at=now, updated_at=now,
-                )  # fmt: skip
-                await assets.insert(conn, asset)
-                await assets.set_status(conn, job.id, AssetStatus.GENERATING, now=now)
+        asset = MediaAsset(
+            id=job.id, story_id=scene.story_id, scene_id=scene.id, kind=kind, status=AssetStatus.GENERATING,
+            model_requested=model, created_at=now, updated_at=now,
+        )  # fmt: skip
+        await assets.insert_if_missing(conn, asset)
         return job.id
 
     async def settle_story(self, conn: Conn, story_id: str, cause: str) -> None:
@@ -166,6 +163,7 @@ class Pipeline:
                 request.model_copy(update={"model": spec.api_model})
             ),
         )
+        ctx.provider_done()
         draft = routed.value
         now = self.clock.now()
         new_scenes = [
@@ -201,10 +199,10 @@ class Pipeline:
         story, scene = await self.load_scene(job.payload["scene_id"])
         if scene.image_status is ImageStatus.COMPLETE:
             return None
-        if scene.image_status is ImageStatus.PENDING:
-            async with self.db.transaction() as conn:
+        async with self.db.transaction() as conn:
+            if scene.image_status is ImageStatus.PENDING:
                 await scenes.set_image(conn, scene.id, ImageStatus.GENERATING, now=self.clock.now())
-        await self.start_asset(job, scene, AssetKind.IMAGE, story.image_model)
+            await self.start_asset(conn, job, scene, AssetKind.IMAGE, story.image_model)
         references = await self._references(story, scene)
         request = ImageRequest(
             model="",
@@ -220,6 +218,7 @@ class Pipeline:
             lambda spec: self.providers.image(spec.provider).generate_image(_for_model(request, spec)),
             needs_references=bool(story.reference_path),
         )
+        ctx.provider_done()
         ext = "jpg" if routed.value.mime_type == "image/jpeg" else "png"
         stored = await self.media.write_bytes(story.id, routed.value.data, ext)
         now = self.clock.now()
@@ -256,7 +255,8 @@ class Pipeline:
         if scene.index == 0 and self._anchored(story):
             for other in (await scenes.list_for_story(conn, story.id))[1:]:
                 await self.enqueue(conn, JobKind.RENDER_IMAGE, story, f"image:{other.id}:0", scene_id=other.id)
-        await self.settle_story(conn, story.id, f"image:{scene.id}")
+        if not (drawn and story.video_mode):  # else the clip just queued keeps the story open
+            await self.settle_story(conn, story.id, f"image:{scene.id}")
 
     async def _references(self, story: Story, scene: Scene) -> list[ReferenceImage]:
         if story.reference_path:

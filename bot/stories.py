@@ -5,6 +5,7 @@ Both the CLI and the Discord cog call ``StoryService.create``; neither touches s
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from bot.domain import JobKind, Modality, Story
 from bot.errors import UserInputError
 from bot.guild_config import GuildConfig
 from bot.jobs import JobQueue
-from bot.media import MediaError, MediaStore, probe_image
+from bot.media import ImageTooLarge, MediaError, MediaStore, check_pixels, probe_image
 from bot.quotas import Quotas
 from bot.registry import Registry
 from bot.settings import Settings
@@ -26,6 +27,7 @@ MAX_PROMPT_CHARS = 1000
 MAX_STYLE_CHARS = 200
 MIN_SCENES, MAX_SCENES = 1, 10
 REFERENCE_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+MAX_REFERENCE_MEGAPIXELS = 40  # a few kB of PNG can declare a picture that takes gigabytes to decode
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,15 @@ class StoryOptions:
     out_dir: Path | None = None
 
 
+def one_line(text: str) -> str:
+    """Whitespace runs made one space, control characters dropped; empty when nothing visible is left
+    (zero-width spaces and joiners stay inside words but do not count as text on their own)."""
+    kept = " ".join("".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) != "Cc").split())
+    return kept if any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in kept) else ""
+
+
 def clean_prompt(prompt: str) -> str:
-    text = " ".join(prompt.split())
+    text = one_line(prompt)
     if not text:
         raise UserInputError("the prompt is empty: describe the story you want, e.g. 'a fox who learns to fly'")
     if len(text) > MAX_PROMPT_CHARS:
@@ -62,7 +71,7 @@ def check_scene_count(scenes: int) -> int:
 def clean_style(style: str | None) -> str | None:
     if style is None:
         return None
-    text = " ".join(style.split())
+    text = one_line(style)
     if len(text) > MAX_STYLE_CHARS:
         raise UserInputError(f"the style is {len(text)} characters long; keep it to {MAX_STYLE_CHARS} or fewer")
     return text or None
@@ -105,6 +114,12 @@ class StoryService:
             raise UserInputError(
                 f"the reference image is {len(data) / 2**20:.1f} MiB; keep it under {limit / 2**20:.0f} MiB"
             )
+        try:
+            check_pixels(data, MAX_REFERENCE_MEGAPIXELS * 1_000_000)
+        except ImageTooLarge as exc:
+            raise UserInputError(
+                f"the reference image is {exc}; keep it under {MAX_REFERENCE_MEGAPIXELS} megapixels"
+            ) from None
         try:
             info = probe_image(data)
         except MediaError:

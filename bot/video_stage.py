@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, VideoStatus
+from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, Scene, Story, VideoStatus
 from bot.errors import ErrorKind, ProviderError
 from bot.jobs import JobContext, JobOutcome, PermanentFailure, Reschedule
 from bot.media import MediaError, probe_video
@@ -64,7 +64,8 @@ class VideoStage:
         if scene.image_status is not ImageStatus.COMPLETE or not scene.image_path:
             raise PermanentFailure("the scene has no image to animate")
         model_requested = story.video_model or self.p.settings.routing[Modality.VIDEO].primary_model
-        remote = job.remote_id or await self._submit(job, ctx, scene.id, Path(scene.image_path), model_requested)
+        image = Path(scene.image_path)
+        remote = job.remote_id or await self._submit(job, ctx, story, scene, image, model_requested)
         model_used, request_id = decode_remote(remote)
         provider = self.p.providers.video(self.p.registry.resolve(model_used).provider)
         poll_s = self.p.settings.video_poll_s
@@ -79,11 +80,13 @@ class VideoStage:
         temp = self.p.media.temp_path(final)
         try:
             await _final_unless_retryable(provider.download_video(poll, request_id, temp), model_used, poll_s)
+            ctx.provider_done()
             probe_video(temp)
             stored = await self.p.media.commit(temp, final)
         except MediaError as exc:
             temp.unlink(missing_ok=True)
-            raise RuntimeError(f"the clip from {model_used} did not decode: {exc}") from exc  # retried
+            # A broken download is the provider's transient fault: download again (no traceback in the log).
+            raise ProviderError(ErrorKind.TRANSIENT, f"the clip did not decode: {exc}", model=model_used) from exc
         finally:
             temp.unlink(missing_ok=True)
         now = self.p.clock.now()
@@ -108,15 +111,16 @@ class VideoStage:
             on_commit=on_commit,
         )
 
-    async def _submit(self, job: GenerationJob, ctx: JobContext, scene_id: str, image: Path, requested: str) -> str:
+    async def _submit(
+        self, job: GenerationJob, ctx: JobContext, story: Story, scene: Scene, image: Path, requested: str
+    ) -> str:
         """Submit the clip and persist the provider's request id before anything else can fail."""
-        story, scene = await self.p.load_scene(scene_id)
-        if scene.video_status is VideoStatus.PENDING:
-            async with self.p.db.transaction() as conn:
+        async with self.p.db.transaction() as conn:
+            if scene.video_status is VideoStatus.PENDING:
                 await scenes.set_video(
                     conn, scene.id, VideoStatus.GENERATING, now=self.p.clock.now(), model_requested=requested
                 )
-        await self.p.start_asset(job, scene, AssetKind.VIDEO, requested)
+            await self.p.start_asset(conn, job, scene, AssetKind.VIDEO, requested)
         data = image.read_bytes()
         mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
         duration = self.p.settings.video_duration_s

@@ -33,6 +33,9 @@ _ANY_SCENE = r"(?P<scene_id>.*)"
 _NO_MENTIONS = discord.AllowedMentions.none()
 _MARKS = {Verdict.BUSY: "⏳", Verdict.REFUSED: "⚠️"}
 _SOMETHING_WENT_WRONG = "⚠️ Something went wrong on our side; nothing was changed. Please try again in a moment."
+# Presses that something else answers: the DynamicItems here, and cogs/library.py's live delete confirmations.
+_HANDLED_PREFIXES = (RETRY_ID, REDRAW_ID, "library:")
+_UNKNOWN_BUTTON = "⚠️ This button is not one storybot knows (it may be from an old version); nothing was changed."
 
 
 class RetryButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(RETRY_ID) + _ANY_SCENE):
@@ -139,3 +142,13 @@ def _bot(interaction: discord.Interaction) -> StoryBot:
 def register(bot: StoryBot) -> None:
     """Make the bot answer presses of buttons posted by any earlier run."""
     bot.add_dynamic_items(RetryButton, RedrawButton)
+    bot.add_listener(_answer_unknown_press, "on_interaction")
+
+
+async def _answer_unknown_press(interaction: discord.Interaction) -> None:
+    """A press no storybot button handles gets a private answer instead of Discord's "interaction failed"."""
+    custom_id = str((interaction.data or {}).get("custom_id", ""))
+    if interaction.type is not discord.InteractionType.component or custom_id.startswith(_HANDLED_PREFIXES):
+        return
+    log.info("user %s pressed an unknown button %r", interaction.user.id, custom_id[:100])
+    await interaction.response.send_message(_UNKNOWN_BUTTON, ephemeral=True, allowed_mentions=_NO_MENTIONS)

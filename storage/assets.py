@@ -22,13 +22,27 @@ def _asset(row: Row) -> MediaAsset:
     return MediaAsset(**data)
 
 
-async def insert(conn: Conn, asset: MediaAsset) -> MediaAsset:
+def _insert_values(asset: MediaAsset) -> dict[str, Any]:
     values = asset.model_dump()
     values["fallback_occurred"] = int(asset.fallback_occurred)
     values["generation_metadata"] = dumps(asset.generation_metadata)
+    return values
+
+
+async def insert(conn: Conn, asset: MediaAsset) -> MediaAsset:
     placeholders = ", ".join(f":{name}" for name in _FIELDS)
-    await conn.execute(f"INSERT INTO media_assets ({_COLUMNS}) VALUES ({placeholders})", values)
+    await conn.execute(f"INSERT INTO media_assets ({_COLUMNS}) VALUES ({placeholders})", _insert_values(asset))
     return asset
+
+
+async def insert_if_missing(conn: Conn, asset: MediaAsset) -> bool:
+    """Insert ``asset`` unless a row with its id exists (left as it is); True if inserted."""
+    placeholders = ", ".join(f":{name}" for name in _FIELDS)
+    cursor = await conn.execute(
+        f"INSERT INTO media_assets ({_COLUMNS}) VALUES ({placeholders}) ON CONFLICT (id) DO NOTHING",
+        _insert_values(asset),
+    )
+    return cursor.rowcount > 0
 
 
 async def get(target: Target, asset_id: str) -> MediaAsset | None:

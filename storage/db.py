@@ -54,6 +54,10 @@ def loads(text: str | None, default: Any = None) -> Any:
     return default if text is None else json.loads(text)
 
 
+def _try_open(path: str) -> None:
+    sqlite3.connect(path).close()
+
+
 class Database:
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL") -> None:
         self.path = str(path)
@@ -78,6 +82,9 @@ class Database:
                     f"cannot create the database folder {parent}: {exc.strerror}; set DATABASE_PATH to a writable place"
                 ) from None
         try:
+            # Plain sqlite3 first: when aiosqlite's own connect fails, its thread outlives the call and
+            # reports to an event loop that may be closed by then (a traceback after the one-line error).
+            await asyncio.to_thread(_try_open, self.path)
             self._conn = await aiosqlite.connect(self.path, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
             await self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
@@ -90,7 +97,7 @@ class Database:
                 await self.migrate()
         except sqlite3.Error as exc:
             await self.close()
-            raise StorageError(f"cannot open the database {self.path}: {exc}") from None
+            raise StorageError(f"cannot open the database {self.path}: {exc}; check DATABASE_PATH") from None
         except BaseException:
             await self.close()  # an open aiosqlite thread would keep the process from exiting
             raise
@@ -173,12 +180,10 @@ class Database:
             await asyncio.sleep(BEGIN_RETRY_S)
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        async with self.conn.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        return await fetch_one(self, sql, params)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-        async with self.conn.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        return await fetch_all(self, sql, params)
 
     async def backup(self, dest: Path) -> None:
         """A consistent copy of the live database (VACUUM INTO); never copy the file itself."""
@@ -213,13 +218,15 @@ def connection_of(target: Target) -> Conn:
 
 
 async def fetch_one(target: Target, sql: str, params: Iterable[Any] = ()) -> Row | None:
-    async with connection_of(target).execute(sql, tuple(params)) as cursor:
-        return await cursor.fetchone()
+    """The first row of a query that yields at most one (by key, an aggregate, LIMIT 1, RETURNING of one row)."""
+    rows = await fetch_all(target, sql, params)
+    return rows[0] if rows else None
 
 
 async def fetch_all(target: Target, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-    async with connection_of(target).execute(sql, tuple(params)) as cursor:
-        return list(await cursor.fetchall())
+    # One trip to aiosqlite's thread (execute, fetch and close there) instead of three, and no
+    # statement is left open between awaits on the shared connection.
+    return list(await connection_of(target).execute_fetchall(sql, tuple(params)))
 
 
 def _split_sql(script: str) -> list[str]:

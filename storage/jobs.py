@@ -45,8 +45,8 @@ async def _writing(target: Target) -> AsyncIterator[Conn]:
 
 
 async def _changed(conn: Conn, sql: str, params: Iterable[Any]) -> int:
-    async with conn.execute(sql, tuple(params)) as cursor:
-        return cursor.rowcount
+    cursor = await conn.execute(sql, tuple(params))  # a write leaves no statement open: no close needed
+    return cursor.rowcount
 
 
 @asynccontextmanager
@@ -68,8 +68,11 @@ async def savepoint(conn: Conn, name: str = "job_hook") -> AsyncIterator[Conn]:
 async def insert(target: Target, job: GenerationJob) -> GenerationJob:
     """Insert ``job``; if its idempotency_key already exists, return the existing row instead."""
     async with _writing(target) as conn:
-        await conn.execute(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 22)}) ON CONFLICT(idempotency_key) DO NOTHING",
+        # RETURNING yields the row only when it was inserted; a key already taken reads the existing job.
+        row = await fetch_one(
+            conn,
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 22)}) ON CONFLICT(idempotency_key) DO NOTHING "
+            "RETURNING *",
             (
                 job.id, job.kind.value, dumps(job.payload), job.status.value, job.attempts, job.max_attempts,
                 job.run_after, job.lease_owner, job.lease_expires_at, job.idempotency_key, job.remote_id,
@@ -78,9 +81,7 @@ async def insert(target: Target, job: GenerationJob) -> GenerationJob:
                 None if job.result is None else dumps(job.result), job.created_at, job.updated_at, job.finished_at,
             ),
         )  # fmt: skip
-        if job.idempotency_key is None:
-            row = await fetch_one(conn, "SELECT * FROM jobs WHERE id = ?", (job.id,))
-        else:
+        if row is None and job.idempotency_key is not None:
             row = await fetch_one(conn, "SELECT * FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,))
     if row is None:  # pragma: no cover - the insert above guarantees a row
         raise LookupError(f"job {job.id} vanished after insert")

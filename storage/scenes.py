@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bot.domain import IMAGE_TRANSITIONS, VIDEO_TRANSITIONS, ImageStatus, Scene, VideoStatus, check_transition
@@ -66,24 +66,28 @@ async def _set_stage(
     unknown = set(fields) - _STAGE_FIELDS[stage]
     if unknown:
         raise ValueError(f"scenes.set_{stage} cannot set {sorted(unknown)}")
+    table: Mapping[Any, frozenset[Any]] = IMAGE_TRANSITIONS if stage == "image" else VIDEO_TRANSITIONS
+    new = ImageStatus(status) if stage == "image" else VideoStatus(status)
+    # The transition check is in the WHERE clause, so a legal move is one statement; no row means
+    # the scene is missing or the move is illegal, and reading it says which.
+    allowed_from = sorted(str(s) for s in table if s == new or new in table[s])
+    columns = {f"{stage}_status": str(status), **{f"{stage}_{name}": value for name, value in fields.items()}}
+    assignments = ", ".join(f"{column} = :{column}" for column in columns)
+    marks = ", ".join(f":from{n}" for n in range(len(allowed_from)))
+    rows = list(
+        await conn.execute_fetchall(
+            f"UPDATE scenes SET {assignments}, updated_at = :now WHERE id = :id AND {stage}_status IN ({marks}) "
+            f"RETURNING {_COLUMNS}",
+            {**columns, "now": now, "id": scene_id, **{f"from{n}": s for n, s in enumerate(allowed_from)}},
+        )
+    )
+    if rows:
+        return _scene(rows[0])
     scene = await get(conn, scene_id)
     if scene is None:
         raise LookupError(f"scene {scene_id} does not exist")
-    if stage == "image":
-        check_transition(IMAGE_TRANSITIONS, scene.image_status, ImageStatus(status))
-    else:
-        check_transition(VIDEO_TRANSITIONS, scene.video_status, VideoStatus(status))
-    columns = {f"{stage}_status": str(status), **{f"{stage}_{name}": value for name, value in fields.items()}}
-    assignments = ", ".join(f"{column} = :{column}" for column in columns)
-    await conn.execute(
-        f"UPDATE scenes SET {assignments}, updated_at = :now WHERE id = :id", {**columns, "now": now, "id": scene_id}
-    )
-    changed = {_model_field(c): v for c, v in columns.items()} | {f"{stage}_status": status, "updated_at": now}
-    return scene.model_copy(update=changed)
-
-
-def _model_field(column: str) -> str:
-    return "index" if column == "idx" else column
+    check_transition(table, scene.image_status if stage == "image" else scene.video_status, new)
+    raise AssertionError(f"scene {scene_id}: {stage} status {new} allowed but not set")  # pragma: no cover
 
 
 async def set_message_id(conn: Conn, scene_id: str, *, kind: str, message_id: int, now: float) -> None:

@@ -53,8 +53,7 @@ async def set_status(
     conn: Conn, story_id: str, status: StoryStatus, *, now: float, error: str | None = None
 ) -> StoryStatus:
     """Move a story along its transition table; returns the previous status. Illegal moves raise."""
-    async with conn.execute("SELECT status FROM stories WHERE id = ?", (story_id,)) as cursor:
-        row = await cursor.fetchone()
+    row = await fetch_one(conn, "SELECT status FROM stories WHERE id = ?", (story_id,))
     if row is None:
         raise LookupError(f"story {story_id} does not exist")
     current = StoryStatus(row["status"])

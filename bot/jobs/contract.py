@@ -76,6 +76,13 @@ class JobContext:
     queue: JobQueue
     clock: Clock
     owner: str
+    release_provider: Callable[[], None] | None = None  # the worker's hook behind provider_done()
+
+    def provider_done(self) -> None:
+        """This job will make no more provider calls: its provider slot goes to the next job while
+        this one stores its results. Call it only after the last provider call."""
+        if self.release_provider is not None:
+            self.release_provider()
 
     async def set_remote_id(self, remote_id: str) -> None:
         """Persist the provider's request id now, so a crash resumes polling instead of resubmitting.

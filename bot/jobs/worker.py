@@ -134,6 +134,8 @@ class WorkerPool:
         self._in_flight: dict[str, GenerationJob] = {}  # claimed by us and not yet settled
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._by_provider: Counter[str] = Counter()
+        self._provider_freed: set[str] = set()  # in flight, but done with their provider (ctx.provider_done())
+        self._room = asyncio.Event()  # set when a provider slot frees before its job ends
         self._by_user: Counter[int] = Counter()
         self._lost: set[str] = set()
         self._handling: set[str] = set()  # jobs whose handler is still running (may be cancelled)
@@ -161,7 +163,7 @@ class WorkerPool:
                     await self._maintain_quietly()
                 await self._fill(tasks)
                 if tasks:
-                    done, _ = await asyncio.wait(tasks, timeout=self.idle_poll_s, return_when=asyncio.FIRST_COMPLETED)
+                    done = await self._wait_for_room(tasks)
                     tasks -= done
                     for task in done:
                         if not task.cancelled() and task.exception() is not None:
@@ -179,7 +181,17 @@ class WorkerPool:
             _LIVE_OWNERS.discard(self.owner)
         return self.stats
 
+    async def _wait_for_room(self, tasks: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+        """Wait until a job ends, a running job frees its provider slot, or idle_poll_s passes; the ended jobs."""
+        freed = asyncio.ensure_future(self._room.wait())
+        try:
+            done, _ = await asyncio.wait({*tasks, freed}, timeout=self.idle_poll_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            freed.cancel()
+        return {task for task in tasks if task in done}
+
     async def _fill(self, tasks: set[asyncio.Task[None]]) -> None:
+        self._room.clear()  # before claiming: a slot freed from here on wakes the next wait
         while len(tasks) < self.concurrency:
             try:
                 job = await run_to_completion(self._claim_and_track())
@@ -258,17 +270,29 @@ class WorkerPool:
 
     def _untrack(self, job: GenerationJob) -> None:
         self._tasks.pop(job.id, None)
-        if self._in_flight.pop(job.id, None) is None:
+        if job.id not in self._in_flight:
             return
-        if job.provider:
-            self._by_provider[job.provider] -= 1
-            if self._by_provider[job.provider] <= 0:
-                del self._by_provider[job.provider]
+        self._free_provider(job)
+        del self._in_flight[job.id]
+        self._provider_freed.discard(job.id)
         if job.user_id is not None:
             self._by_user[job.user_id] -= 1
             if self._by_user[job.user_id] <= 0:
                 del self._by_user[job.user_id]
         self._lost.discard(job.id)
+
+    def _free_provider(self, job: GenerationJob) -> None:
+        """Give back the job's provider slot, once (at provider_done() or when the job is untracked)."""
+        if not job.provider or job.id in self._provider_freed or job.id not in self._in_flight:
+            return
+        self._provider_freed.add(job.id)
+        self._by_provider[job.provider] -= 1
+        if self._by_provider[job.provider] <= 0:
+            del self._by_provider[job.provider]
+
+    def _provider_done(self, job: GenerationJob) -> None:
+        self._free_provider(job)
+        self._room.set()
 
     # --- leases and recovery -------------------------------------------------------------------
 
@@ -354,7 +378,10 @@ class WorkerPool:
         handler = self.handlers.get(job.kind)
         if handler is None:
             raise PermanentFailure(f"this worker has no handler for {job.kind.value} jobs")
-        ctx = JobContext(job=job, queue=self.queue, clock=self.clock, owner=self.owner)
+        ctx = JobContext(
+            job=job, queue=self.queue, clock=self.clock, owner=self.owner,
+            release_provider=lambda: self._provider_done(job),
+        )  # fmt: skip
         keeper = asyncio.create_task(self._keep_lease(job))
         self._handling.add(job.id)
         try:

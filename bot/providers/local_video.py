@@ -122,7 +122,10 @@ class LocalVideoProvider:
         try:
             encode_ken_burns(source, temp, duration, rng)
             fsync_and_replace(temp, final)
-        except (av.FFmpegError, OSError, MediaWriteError) as exc:
+        except MediaWriteError:
+            temp.unlink(missing_ok=True)
+            raise  # our own disk (full, read-only), not the model: the job retries with that plain message
+        except (av.FFmpegError, OSError) as exc:
             temp.unlink(missing_ok=True)
             raise ProviderError(
                 ErrorKind.TRANSIENT, f"the local video render failed: {exc}", model=request.model

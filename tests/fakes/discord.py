@@ -285,6 +285,17 @@ class FakeDiscord:
             data["values"] = values or []
         return await self._interact(INTERACTION_COMPONENT, user_id, data, message.channel_id, None, message)
 
+    async def click_forged(self, user_id: int, custom_id: str, *, channel_id: int | None = None) -> InteractionHandle:
+        """Press a button that no stored message carries, as a forged payload would: the interaction names a
+        bot message (never stored, so it changes no channel) whose only component is ``custom_id``."""
+        button = {"type": 2, "style": 1, "label": "Forged", "custom_id": custom_id}
+        message = FakeMessage(
+            self.ids.next(), channel_id or self.channel_id, self.bot_user, "forged",
+            components=[{"type": 1, "components": [button]}],
+        )  # fmt: skip
+        data: JSON = {"custom_id": custom_id, "component_type": 2}
+        return await self._interact(INTERACTION_COMPONENT, user_id, data, message.channel_id, None, message)
+
     def _command(self, name: str) -> JSON | None:
         for command in [*self.guild_commands, *self.global_commands]:
             if command["name"] == name:
@@ -355,11 +366,23 @@ class FakeDiscord:
         await self.wait_until(lambda: session.resumes > resumes and session.ws is not None, timeout_s, "RESUME")
 
     # faults and time -------------------------------------------------------------------------
-    def inject(self, route: str, status: int = 429, retry_after: float = 0.2, times: int = 1, code: int = 0) -> None:
-        """Answer the next ``times`` requests to ``route`` (a handler name, e.g. "channel_send") with ``status``."""
+    def inject(
+        self,
+        route: str,
+        status: int = 429,
+        retry_after: float = 0.2,
+        times: int = 1,
+        code: int = 0,
+        *,
+        after: bool = False,
+    ) -> None:
+        """Answer the next ``times`` requests to ``route`` (a handler name, e.g. "channel_send") with ``status``.
+
+        With ``after`` each request is carried out first and only its answer is replaced: a lost response.
+        """
         if route not in self.route_names:
             raise ValueError(f"unknown route {route!r}; known: {sorted(self.route_names)}")
-        self.faults.append(Fault(route, status, retry_after, times, code))
+        self.faults.append(Fault(route, status, retry_after, times, code, after))
 
     def take_fault(self, route: str) -> Fault | None:
         for fault in self.faults:

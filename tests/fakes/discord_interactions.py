@@ -42,6 +42,9 @@ def option_payload(name: str, value: Any, resolved: dict[str, JSON]) -> JSON:
         return {"type": OPTION_ATTACHMENT, "name": name, "value": str(value.id)}
     if isinstance(value, FakeChannel):
         partial = {"id": str(value.id), "name": value.name, "type": value.type, "permissions": "0"}
+        if value.is_thread:  # Discord resolves a thread with its parent, owner, counts and metadata
+            thread = value.payload(0)
+            partial.update({k: v for k, v in thread.items() if k not in ("guild_id", "position")})
         resolved.setdefault("channels", {})[str(value.id)] = partial
         return {"type": OPTION_CHANNEL, "name": name, "value": str(value.id)}
     if isinstance(value, bool):  # before int: bool is an int subclass

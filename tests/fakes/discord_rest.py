@@ -52,6 +52,7 @@ class Fault:
     retry_after: float
     times: int
     code: int
+    after: bool = False  # carry the request out first, then answer with the fault: the response was lost
 
 
 def fault_response(fault: Fault) -> web.Response:
@@ -216,11 +217,14 @@ class RestApi:
         self.fake.requests.append(recorded)
         try:
             fault = self.fake.take_fault(route)
-            if fault is not None:
+            if fault is not None and not fault.after:
                 recorded.injected = True
                 response: web.StreamResponse = fault_response(fault)
             else:
                 response = await handler(request)
+                if fault is not None:
+                    recorded.injected = True
+                    response = fault_response(fault)
         except ApiError as error:
             response = self._refuse(request, route, error)
         except Exception as bug:  # a fake bug must fail fast: discord.py retries a 500 for ~16 s
@@ -322,9 +326,23 @@ class RestApi:
         channel = self._channel(request)
         payload, files = request[PAYLOAD_KEY], request[FILES_KEY]
         validate_message(payload, files, size_limit=self.fake.attachment_size_limit, creating=True)
+        repeated = self._repeated_nonce(channel.id, payload)
+        if repeated is not None:
+            return json_response(repeated.payload())
         message = self.store.create(channel.id, payload, files, author=self.fake.bot_user)
         await self.fake.dispatch_message_event("MESSAGE_CREATE", message)
         return json_response(message.payload())
+
+    def _repeated_nonce(self, channel_id: int, payload: JSON) -> FakeMessage | None:
+        """As Discord does for a send with ``enforce_nonce``: a nonce this author already used in the
+        channel gets the message it made back, and nothing new is posted."""
+        nonce = payload.get("nonce")
+        if not payload.get("enforce_nonce") or nonce is None:
+            return None
+        for message in self.fake.messages.get(channel_id, []):
+            if message.nonce == nonce and message.author.id == self.fake.bot_user.id and not message.deleted:
+                return message
+        return None
 
     async def channel_get_message(self, request: web.Request) -> web.Response:
         return json_response(self._channel_message(request).payload())
