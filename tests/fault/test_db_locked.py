@@ -1,9 +1,10 @@
-"""Another connection holds the database's write lock while a story renders: nothing is lost or doubled."""
+"""Another process holds the database's write lock while a story renders: nothing is lost or doubled."""
 
 from __future__ import annotations
 
 import logging
-import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,42 +22,57 @@ from bot.stories import StoryOptions
 SHORT_BUSY_TIMEOUT_MS = 200
 
 
+# Another process, with nothing but Python's sqlite3: it takes the write lock, says so, and lets go
+# when told (a line on stdin) or when the test closes its stdin.
+HOLDER_SCRIPT = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+conn.close()
+"""
+
+
 class LockHolder:
-    """A plain sqlite3 connection in a thread that holds ``BEGIN IMMEDIATE`` until released."""
+    """Another process holding ``BEGIN IMMEDIATE`` on the database until released."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.held = threading.Event()
         self.release = threading.Event()
-        self._thread = threading.Thread(target=self._hold, name="lock-holder", daemon=True)
-        self._error: BaseException | None = None
+        self._process: subprocess.Popen[str] | None = None
+        self._releaser = threading.Thread(target=self._release_when_told, name="lock-releaser", daemon=True)
         self._hold_s: float | None = None
 
     def take(self, *, hold_s: float | None = None) -> None:
         """Take the lock and return once it is held; with ``hold_s`` it is released after that long."""
         self._hold_s = hold_s
-        self._thread.start()
-        assert self.held.wait(timeout=10), f"could not take the lock: {self._error}"
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", HOLDER_SCRIPT, str(self.path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() != "held":
+            self._process.wait(timeout=10)
+            raise AssertionError(f"could not take the lock: {self._process.communicate()[1]}")
+        self.held.set()
+        self._releaser.start()
 
-    def _hold(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                self.held.set()
-                self.release.wait(timeout=self._hold_s if self._hold_s is not None else 30)
-                conn.execute("COMMIT")
-            finally:
-                conn.close()
-        except BaseException as exc:  # surfaced by take() or join()
-            self._error = exc
+    def _release_when_told(self) -> None:
+        self.release.wait(timeout=self._hold_s if self._hold_s is not None else 30)
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.write("\n")
+        self._process.stdin.flush()
 
     def join(self) -> None:
         self.release.set()
-        if self._thread.ident is None:
+        if self._process is None:
             return  # never taken
-        self._thread.join(timeout=10)
-        assert not self._thread.is_alive() and self._error is None, self._error
+        self._releaser.join(timeout=10)
+        _, stderr = self._process.communicate(timeout=10)
+        assert self._process.returncode == 0, stderr
 
 
 class WorkerWarnings(logging.Handler):
