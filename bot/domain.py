@@ -205,6 +205,7 @@ class GenerationJob(_Model):
     status: JobStatus = JobStatus.QUEUED
     attempts: int = 0
     max_attempts: int = Field(default=5, ge=1)
+    interruptions: int = 0  # runs cut short by a dead worker; they do not spend attempts
     run_after: float
     lease_owner: str | None = None
     lease_expires_at: float | None = None

@@ -3,7 +3,10 @@
 Every handler is idempotent (the queue is at-least-once): it first looks at what is already done,
 and everything a job changes in the database is written by its ``on_commit`` inside the same
 transaction that finishes the job. Media files are written atomically before that commit, under
-uuid names, so a crash leaves at worst an unreferenced file, never a half-written one.
+uuid names, so a crash leaves at worst an unreferenced file, never a half-written one. The "in
+progress" marks (story WRITING, scene GENERATING and its asset row) commit beside the provider call,
+not before it, and a handler calls ``ctx.provider_done()`` after its last provider call, so the
+provider's slot goes to the next job while this one stores its results.
 
 Consistency: when the image model takes references, scene 1 is drawn first and its image (or the
 user's own reference) goes to every later scene.
@@ -11,9 +14,12 @@ user's own reference) goes to every later scene.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.clock import Clock
 from bot.domain import (
@@ -32,9 +38,10 @@ from bot.domain import (
 )
 from bot.errors import ModelUnavailableError, ProviderError
 from bot.jobs import JobContext, JobOutcome, JobQueue, PermanentFailure, Reschedule
+from bot.jobs.contract import run_to_completion
 from bot.media import MediaStore
 from bot.providers import ProviderSet
-from bot.providers.base import ImageRequest, ReferenceImage, StoryRequest
+from bot.providers.base import ImageRequest, ImageResult, ReferenceImage, StoryRequest
 from bot.publish import Publisher
 from bot.registry import ModelSpec, Registry
 from bot.routing import ModelRouter, Routed
@@ -45,6 +52,8 @@ from storage import jobs as job_rows
 from storage.db import Conn, Database
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Pipeline:
@@ -152,10 +161,13 @@ class Pipeline:
         story = await self.load(job.payload["story_id"])
         if story.status is not StoryStatus.QUEUED and story.status is not StoryStatus.WRITING:
             return None  # already written by an earlier run of this job
-        async with self.db.transaction() as conn:
-            await stories.set_status(conn, story.id, StoryStatus.WRITING, now=self.clock.now())
+
+        async def mark_writing() -> None:
+            async with self.db.transaction() as conn:
+                await stories.set_status(conn, story.id, StoryStatus.WRITING, now=self.clock.now())
+
         request = StoryRequest(model="", prompt=story.prompt, scene_count=story.scene_count, style=story.style)
-        routed = await self.route(
+        call = self.route(
             story,
             story.text_model,
             Modality.TEXT,
@@ -163,6 +175,7 @@ class Pipeline:
                 request.model_copy(update={"model": spec.api_model})
             ),
         )
+        routed = await _beside_marks(mark_writing(), call)
         ctx.provider_done()
         draft = routed.value
         now = self.clock.now()
@@ -199,25 +212,14 @@ class Pipeline:
         story, scene = await self.load_scene(job.payload["scene_id"])
         if scene.image_status is ImageStatus.COMPLETE:
             return None
-        async with self.db.transaction() as conn:
-            if scene.image_status is ImageStatus.PENDING:
-                await scenes.set_image(conn, scene.id, ImageStatus.GENERATING, now=self.clock.now())
-            await self.start_asset(conn, job, scene, AssetKind.IMAGE, story.image_model)
-        references = await self._references(story, scene)
-        request = ImageRequest(
-            model="",
-            prompt=_image_prompt(story, scene),
-            scene_text=scene.text,
-            references=references,
-            seed=_image_seed(story, scene, job),
-        )
-        routed = await self.route(
-            story,
-            story.image_model,
-            Modality.IMAGE,
-            lambda spec: self.providers.image(spec.provider).generate_image(_for_model(request, spec)),
-            needs_references=bool(story.reference_path),
-        )
+
+        async def mark_drawing() -> None:
+            async with self.db.transaction() as conn:
+                if scene.image_status is ImageStatus.PENDING:
+                    await scenes.set_image(conn, scene.id, ImageStatus.GENERATING, now=self.clock.now())
+                await self.start_asset(conn, job, scene, AssetKind.IMAGE, story.image_model)
+
+        routed = await _beside_marks(mark_drawing(), self._draw(story, scene, job))
         ctx.provider_done()
         ext = "jpg" if routed.value.mime_type == "image/jpeg" else "png"
         stored = await self.media.write_bytes(story.id, routed.value.data, ext)
@@ -240,6 +242,22 @@ class Pipeline:
             warnings=routed.warnings,
             fallback=routed.fallback,
             on_commit=on_commit,
+        )
+
+    async def _draw(self, story: Story, scene: Scene, job: GenerationJob) -> Routed[ImageResult]:
+        request = ImageRequest(
+            model="",
+            prompt=_image_prompt(story, scene),
+            scene_text=scene.text,
+            references=await self._references(story, scene),
+            seed=_image_seed(story, scene, job),
+        )
+        return await self.route(
+            story,
+            story.image_model,
+            Modality.IMAGE,
+            lambda spec: self.providers.image(spec.provider).generate_image(_for_model(request, spec)),
+            needs_references=bool(story.reference_path),
         )
 
     async def after_image(self, conn: Conn, story: Story, scene: Scene, job: GenerationJob, *, drawn: bool) -> None:
@@ -294,6 +312,24 @@ class Pipeline:
         from bot.failures import record_give_up
 
         await record_give_up(self, job, error, conn)
+
+
+async def _beside_marks(marks: Coroutine[Any, Any, None], call: Awaitable[T]) -> T:
+    """Await ``call`` (a provider call) while ``marks`` commits the job's "in progress" marks beside it.
+
+    The marks only tell readers that the work has started, so the provider slot does not wait for
+    their commit. Both have ended when this returns or raises: the call's error wins, else a failed
+    commit fails the attempt (retried like any other error).
+    """
+    marking = asyncio.ensure_future(marks)
+    try:
+        result = await call
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await run_to_completion(marking)
+        raise
+    await run_to_completion(marking)
+    return result
 
 
 def _scene_settled(story: Story, scene: Scene) -> bool:

@@ -39,18 +39,24 @@ def decode_remote(remote_id: str) -> tuple[str, str]:
     return model_key, request_id
 
 
-async def _final_unless_retryable(call: Awaitable[T], model: str, poll_s: float) -> T:
-    """Provider errors while polling or downloading: a rate limit waits as long as the provider asks
-    without spending an attempt (the clip is paid for), other transient ones retry the job, the rest end it."""
+PAID_CLIP_PATIENCE_S = 1800.0  # how long transient poll/download errors are waited out for a clip already paid for
+TRANSIENT_WAIT_S = 2.0  # between tries after a transient poll/download error without Retry-After
+
+
+async def _final_unless_retryable(call: Awaitable[T], model: str, poll_s: float, age_s: float) -> T:
+    """Provider errors while polling or downloading a clip that is already paid for: rate limits and
+    transient errors are waited out without spending attempts (for up to PAID_CLIP_PATIENCE_S after the
+    job was queued; then they spend attempts like any error); the rest end the job."""
     try:
         return await call
     except ProviderError as exc:
         exc.model = exc.model or model  # the user reads "grok-imagine-video had ...", not "the model had ..."
-        if exc.kind is ErrorKind.RATE_LIMITED:
-            raise Reschedule(poll_s if exc.retry_after is None else exc.retry_after, exc.plain()) from exc
-        if exc.kind.retry_same_model:
-            raise
-        raise PermanentFailure(exc.plain()) from exc
+        if not exc.kind.retry_same_model:
+            raise PermanentFailure(exc.plain()) from exc
+        if age_s < PAID_CLIP_PATIENCE_S:
+            wait = exc.retry_after if exc.retry_after is not None else max(poll_s, TRANSIENT_WAIT_S)
+            raise Reschedule(wait, exc.plain()) from exc
+        raise
 
 
 class VideoStage:
@@ -69,7 +75,8 @@ class VideoStage:
         model_used, request_id = decode_remote(remote)
         provider = self.p.providers.video(self.p.registry.resolve(model_used).provider)
         poll_s = self.p.settings.video_poll_s
-        poll = await _final_unless_retryable(provider.poll_video(request_id), model_used, poll_s)
+        age_s = self.p.clock.now() - job.created_at
+        poll = await _final_unless_retryable(provider.poll_video(request_id), model_used, poll_s, age_s)
         if poll.state is VideoState.PENDING:
             spec = self.p.registry.resolve(model_used)
             delay = 0.0 if spec.provider == "local" else self.p.settings.video_poll_s
@@ -79,7 +86,8 @@ class VideoStage:
         final = self.p.media.path_for(story.id, "mp4")
         temp = self.p.media.temp_path(final)
         try:
-            await _final_unless_retryable(provider.download_video(poll, request_id, temp), model_used, poll_s)
+            download = provider.download_video(poll, request_id, temp)
+            await _final_unless_retryable(download, model_used, poll_s, age_s)
             ctx.provider_done()
             probe_video(temp)
             stored = await self.p.media.commit(temp, final)

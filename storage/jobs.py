@@ -1,7 +1,8 @@
 """The durable job queue table: every SQL statement that touches ``jobs`` lives here.
 
-Write functions take either a ``Database`` (they open their own ``BEGIN IMMEDIATE`` transaction)
-or a connection already inside ``db.transaction()`` (they join the caller's transaction). Read
+Write functions take either a ``Database`` (they commit on their own: one statement as SQLite's
+autocommit under the write lock, several in a ``BEGIN IMMEDIATE`` transaction) or a connection
+already inside ``db.transaction()`` (they join the caller's transaction). Read
 functions run directly on whichever they are given. Guards on ``lease_owner`` and
 ``status = 'running'`` make every change by a worker a no-op once its lease is lost.
 """
@@ -44,9 +45,16 @@ async def _writing(target: Target) -> AsyncIterator[Conn]:
         yield target
 
 
-async def _changed(conn: Conn, sql: str, params: Iterable[Any]) -> int:
-    cursor = await conn.execute(sql, tuple(params))  # a write leaves no statement open: no close needed
-    return cursor.rowcount
+async def _write(target: Target, sql: str, params: Iterable[Any]) -> list[Row]:
+    """One statement: inside the caller's transaction, or committed on its own; its RETURNING rows."""
+    if isinstance(target, Database):
+        return await target.write_alone(sql, params)
+    return list(await target.execute_fetchall(sql, tuple(params)))
+
+
+async def _changed(target: Target, sql: str, params: Iterable[Any]) -> int:
+    """How many rows a statement ending in ``RETURNING id`` changed."""
+    return len(await _write(target, sql, params))
 
 
 @asynccontextmanager
@@ -118,9 +126,8 @@ async def claim(
     """Atomically take the next ready job: running, attempts+1, leased to ``owner``."""
     providers, users = sorted(exclude_providers), sorted(exclude_users)
     sql = claim_sql(len(providers), len(users))
-    async with _writing(target) as conn:
-        row = await fetch_one(conn, sql, (owner, now + lease_s, now, now, *providers, *users))
-    return None if row is None else _job(row)
+    rows = await _write(target, sql, (owner, now + lease_s, now, now, *providers, *users))
+    return _job(rows[0]) if rows else None
 
 
 # --- a worker's changes to its own leased job --------------------------------------------------
@@ -128,12 +135,11 @@ async def claim(
 
 async def heartbeat(target: Target, job_id: str, owner: str, lease_expires_at: float) -> bool:
     """Extend the lease; False if the job is no longer running under ``owner``."""
-    async with _writing(target) as conn:
-        changed = await _changed(
-            conn,
-            "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
-            (lease_expires_at, job_id, owner),
-        )
+    changed = await _changed(
+        target,
+        "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
+        (lease_expires_at, job_id, owner),
+    )
     return changed == 1
 
 
@@ -152,19 +158,18 @@ async def finish(
     """Settle a running job (succeeded, failed or dead). False means the lease was lost."""
     if status not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.DEAD):
         raise ValueError(f"finish() cannot set status {status.value!r}")
-    async with _writing(target) as conn:
-        changed = await _changed(
-            conn,
-            "UPDATE jobs SET status = ?, result = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL, "
-            "last_error = COALESCE(?, last_error), generation_warnings = COALESCE(?, generation_warnings), "
-            "model_fallback_occurred = COALESCE(?, model_fallback_occurred) "
-            "WHERE id = ? AND lease_owner = ? AND status = 'running'",
-            (
-                status.value, None if result is None else dumps(result), now, now, error,
-                None if warnings is None else dumps(warnings), None if fallback is None else int(fallback),
-                job_id, owner,
-            ),
-        )  # fmt: skip
+    changed = await _changed(
+        target,
+        "UPDATE jobs SET status = ?, result = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL, "
+        "last_error = COALESCE(?, last_error), generation_warnings = COALESCE(?, generation_warnings), "
+        "model_fallback_occurred = COALESCE(?, model_fallback_occurred) "
+        "WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
+        (
+            status.value, None if result is None else dumps(result), now, now, error,
+            None if warnings is None else dumps(warnings), None if fallback is None else int(fallback),
+            job_id, owner,
+        ),
+    )  # fmt: skip
     return changed == 1
 
 
@@ -179,53 +184,66 @@ async def reschedule(
     now: float,
 ) -> bool:
     """Put a running job back in the queue; without ``spend_attempt`` its attempt is given back."""
-    async with _writing(target) as conn:
-        changed = await _changed(
-            conn,
-            "UPDATE jobs SET status = 'queued', run_after = ?, last_error = COALESCE(?, last_error), "
-            "attempts = MAX(attempts - ?, 0), lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
-            "WHERE id = ? AND lease_owner = ? AND status = 'running'",
-            (run_after, error, 0 if spend_attempt else 1, now, job_id, owner),
-        )
+    changed = await _changed(
+        target,
+        "UPDATE jobs SET status = 'queued', run_after = ?, last_error = COALESCE(?, last_error), "
+        "attempts = MAX(attempts - ?, 0), lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
+        "WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
+        (run_after, error, 0 if spend_attempt else 1, now, job_id, owner),
+    )
     return changed == 1
 
 
 async def set_remote_id(target: Target, job_id: str, owner: str, remote_id: str) -> bool:
     """Record the provider's request id at once (committed when given a Database)."""
-    async with _writing(target) as conn:
-        changed = await _changed(
-            conn,
-            "UPDATE jobs SET remote_id = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
-            (remote_id, job_id, owner),
-        )
+    changed = await _changed(
+        target,
+        "UPDATE jobs SET remote_id = ? WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
+        (remote_id, job_id, owner),
+    )
     return changed == 1
 
 
 # --- recovery ----------------------------------------------------------------------------------
 
 
+MAX_INTERRUPTIONS = 20  # runs of one job cut short by a dead worker before it is given up
+
+
 async def _recover(conn: Conn, where: str, params: tuple[Any, ...], now: float, reason: str) -> list[GenerationJob]:
-    """Running jobs matching ``where``: dead if out of attempts, else back to the queue now."""
+    """Running jobs matching ``where`` (their worker died or lost the lease) go back to the queue now.
+
+    The interrupted run gives its attempt back and counts as an interruption instead: a restart is not
+    the provider failing. A job interrupted MAX_INTERRUPTIONS times is given up, as it may be what kills
+    the worker.
+    """
     dead_rows = await fetch_all(
         conn,
-        "UPDATE jobs SET status = 'dead', finished_at = ?, updated_at = ?, lease_expires_at = NULL, "
-        f"last_error = ? WHERE status = 'running' AND attempts >= max_attempts AND {where} RETURNING *",
-        (now, now, f"{reason}; no attempts left", *params),
+        "UPDATE jobs SET status = 'dead', interruptions = interruptions + 1, finished_at = ?, updated_at = ?, "
+        "lease_owner = NULL, lease_expires_at = NULL, last_error = ? "
+        f"WHERE status = 'running' AND interruptions + 1 >= ? AND {where} RETURNING *",
+        (now, now, f"{reason} {MAX_INTERRUPTIONS} times while running it; given up", MAX_INTERRUPTIONS, *params),
     )
     requeued = await fetch_all(
         conn,
-        "UPDATE jobs SET status = 'queued', run_after = ?, updated_at = ?, lease_owner = NULL, "
-        f"lease_expires_at = NULL, last_error = ? WHERE status = 'running' AND {where} "
-        "RETURNING id, kind, attempts, max_attempts",
+        "UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), interruptions = interruptions + 1, "
+        "run_after = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL, last_error = ? "
+        f"WHERE status = 'running' AND {where} RETURNING id, kind, interruptions",
         (now, now, reason, *params),
     )
     for row in requeued:
-        log.warning("job %s kind=%s attempt=%d/%d: back in the queue (%s)", *tuple(row), reason)
+        log.warning(
+            "job %s kind=%s: back in the queue (%s; interruption %d)",
+            row["id"],
+            row["kind"],
+            reason,
+            row["interruptions"],
+        )
     return [_job(row) for row in dead_rows]
 
 
 async def reap(target: Target, now: float) -> list[GenerationJob]:
-    """Expired leases go back to the queue, or to 'dead' once attempts are spent; returns the dead."""
+    """Expired leases go back to the queue as interruptions (see ``_recover``); returns the jobs given up."""
     async with _writing(target) as conn:
         return await _recover(conn, "lease_expires_at < ?", (now,), now, "lease expired")
 
@@ -248,7 +266,7 @@ async def release_orphans(
 ) -> list[GenerationJob]:
     """Hand back at once the running jobs leased on ``host`` by processes that no longer exist.
 
-    Their attempt stays spent (the job may be what killed the process). Owners in ``keep_owners``
+    Each counts as an interruption, not an attempt (see ``_recover``). Owners in ``keep_owners``
     are live workers and are left alone. Returns the jobs marked dead.
     """
     async with _writing(target) as conn:
@@ -270,13 +288,12 @@ async def cancel(target: Target, *, job_id: str | None = None, story_id: str | N
     if (job_id is None) == (story_id is None):
         raise ValueError("cancel() needs exactly one of job_id or story_id")
     column, value = ("id", job_id) if job_id is not None else ("story_id", story_id)
-    async with _writing(target) as conn:
-        return await _changed(
-            conn,
-            "UPDATE jobs SET status = 'cancelled', finished_at = ?, updated_at = ?, lease_expires_at = NULL "
-            f"WHERE {column} = ? AND status IN ('queued', 'running')",
-            (now, now, value),
-        )
+    return await _changed(
+        target,
+        "UPDATE jobs SET status = 'cancelled', finished_at = ?, updated_at = ?, lease_expires_at = NULL "
+        f"WHERE {column} = ? AND status IN ('queued', 'running') RETURNING id",
+        (now, now, value),
+    )
 
 
 # --- reads -------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Settling (success with its ``on_commit``, failure or death with ``on_give_up``) 
 transaction guarded by the lease: if the lease was lost the transaction rolls back. The
 heartbeat runs on real time (``asyncio.sleep``) while lease expiry is computed from the injected
 clock: leases guard against real time passing, and a fake clock must not make the heartbeat spin.
+
+A job holds a slot of its provider from its claim until it ends, or until its handler calls
+``ctx.provider_done()``: then the slot goes to the next job of that provider while this one
+stores its results (it still holds its worker slot and its user's slot until it is settled).
 """
 
 from __future__ import annotations

@@ -115,6 +115,17 @@ async def wait_for_story(fake: FakeDiscord, handle: Any, scenes: int, video: boo
     return board
 
 
+async def wait_until_idle(bot: StoryBot, timeout_s: float = STORY_TIMEOUT_S) -> None:
+    """Until no job is queued or running and no storyboard edit is pending: the database stops changing."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        counts = await bot.runtime.queue.counts()
+        if counts[JobStatus.QUEUED] == counts[JobStatus.RUNNING] == 0 and bot.publisher.updater.pending == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the bot was still busy after {timeout_s} s: {await bot.runtime.queue.counts()}")
+
+
 def decode_clip(data: bytes) -> int:
     with av.open(io.BytesIO(data), mode="r") as container:
         return len(list(container.decode(video=0)))

@@ -33,7 +33,14 @@ from bot.domain import Scene, Story, new_id
 from bot.settings import Settings
 from storage import scenes as scene_rows
 from storage import stories as story_rows
-from tests.e2e.test_story_command import OWNER, make_settings, png_bytes, running, wait_for_story
+from tests.e2e.test_story_command import (
+    OWNER,
+    make_settings,
+    png_bytes,
+    running,
+    wait_for_story,
+    wait_until_idle,
+)
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_interactions import InteractionHandle
 from tests.fakes.discord_state import GUILD_ID, MIB, PERM_MANAGE_GUILD, CallbackRecord, FakeChannel
@@ -87,6 +94,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             async with running(settings, storyboard_interval_s=0.2) as bot:
                 handle = await fake.slash(OWNER, "story", "new", options={"prompt": "a lighthouse cat", "scenes": 1})
                 await wait_for_story(fake, handle, scenes=1, video=False)
+                await wait_until_idle(bot)  # the last delivery's commit must not land inside a row's snapshot
                 [story] = await story_rows.list_all(bot.runtime.db)
                 [scene] = await scene_rows.list_for_story(bot.runtime.db, story.id)
                 assert scene.image_message_id is not None

@@ -130,7 +130,7 @@ async def test_every_story_completes_through_a_provider_storm(
     providers = storm_providers
     # A clip's poll and download each meet a transient fault 17 % of the time, and each failed run of
     # the job spends an attempt: 5 attempts run out now and then in a storm this dense, so allow 10.
-    env = provider_env(providers, tmp_path, PROVIDER_TIMEOUT_S=str(PROVIDER_TIMEOUT_S), JOB_MAX_ATTEMPTS="10")
+    env = provider_env(providers, tmp_path, PROVIDER_TIMEOUT_S=str(PROVIDER_TIMEOUT_S))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     rt = Runtime(load_settings(), out_dir=tmp_path / "out")

@@ -212,3 +212,21 @@ async def test_a_crash_after_video_submit_resumes_polling_the_same_request(fake:
             os.environ.pop(name, None)
     assert len(fake.calls("xai.videos.create")) == 1  # no second video paid for
     assert all(request_id in call.path for call in fake.calls("xai.videos.poll"))
+
+
+async def test_transient_poll_errors_on_a_paid_clip_do_not_spend_attempts(
+    settings: Settings, fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.video_stage.TRANSIENT_WAIT_S", 0.01)
+    outages = settings.job_max_attempts + 2  # more than the job's attempts: each one must be given back
+    fake.script("xai.videos.poll", [Fault.server_error(503)] * outages)
+    rt, story_id = await render(settings, tmp_path, scenes=1, video=True)
+    try:
+        [scene] = await scenes.list_for_story(rt.db, story_id)
+        assert scene.video_status is VideoStatus.COMPLETE
+        [video_job] = [j for j in await job_rows.list_for_story(rt.db, story_id) if j.kind is JobKind.RENDER_VIDEO]
+        assert video_job.status is JobStatus.SUCCEEDED and video_job.attempts == 1
+        assert len(fake.calls("xai.videos.create")) == 1  # polled through the outage, never paid twice
+        assert len(fake.calls("xai.videos.poll")) > outages
+    finally:
+        await rt.close()

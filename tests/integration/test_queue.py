@@ -17,6 +17,7 @@ from bot.errors import StorageError
 from bot.jobs import JobContext, JobOutcome, JobQueue, PermanentFailure, Reschedule, WorkerPool
 from storage import jobs as job_rows
 from storage.db import Conn, Database
+from storage.jobs import MAX_INTERRUPTIONS
 
 RENDER = JobKind.RENDER_IMAGE
 
@@ -317,11 +318,12 @@ async def test_expired_lease_is_reaped_back_to_the_queue(queue: JobQueue, clock:
     clock.advance(2)
     assert await queue.reap() == []
     requeued = await queue.get(job.id)
-    assert requeued is not None and requeued.status is JobStatus.QUEUED and requeued.attempts == 1
+    assert requeued is not None and requeued.status is JobStatus.QUEUED
+    assert (requeued.attempts, requeued.interruptions) == (0, 1)  # the lost run gives its attempt back
     assert requeued.lease_owner is None and requeued.last_error == "lease expired"
 
     stats = await pool(queue, {RENDER: succeed}).run_until_empty()
-    assert stats.succeeded == 1 and (await queue.get(job.id)).attempts == 2  # type: ignore[union-attr]
+    assert stats.succeeded == 1 and (await queue.get(job.id)).attempts == 1  # type: ignore[union-attr]
 
 
 async def test_heartbeat_only_extends_a_lease_still_owned(queue: JobQueue, clock: FakeClock) -> None:
@@ -335,8 +337,27 @@ async def test_heartbeat_only_extends_a_lease_still_owned(queue: JobQueue, clock
     assert not await queue.finish(job.id, "w:2:b", status=JobStatus.SUCCEEDED)
 
 
-async def test_worker_reaps_at_start_and_buries_exhausted_jobs(queue: JobQueue, clock: FakeClock) -> None:
+async def interrupt(queue: JobQueue, clock: FakeClock, times: int) -> None:
+    """Claim the next job and lose its lease, ``times`` times (a worker dying mid-run, again and again)."""
+    for _ in range(times):
+        assert await queue.claim("crashed-host:9:x") is not None
+        clock.advance(120)
+        assert await queue.reap() == []
+
+
+async def test_interruptions_do_not_spend_attempts(queue: JobQueue, clock: FakeClock) -> None:
     job = await queue.enqueue(RENDER, {}, max_attempts=1)
+    await interrupt(queue, clock, MAX_INTERRUPTIONS - 1)
+    stored = await queue.get(job.id)
+    assert stored is not None and stored.status is JobStatus.QUEUED
+    assert (stored.attempts, stored.interruptions) == (0, MAX_INTERRUPTIONS - 1)
+    stats = await pool(queue, {RENDER: succeed}).run_until_empty()
+    assert stats.succeeded == 1
+
+
+async def test_worker_reaps_at_start_and_buries_jobs_interrupted_too_often(queue: JobQueue, clock: FakeClock) -> None:
+    job = await queue.enqueue(RENDER, {})
+    await interrupt(queue, clock, MAX_INTERRUPTIONS - 1)
     await queue.claim("crashed-host:9:x")
     clock.advance(120)
     gave_up: list[str] = []
@@ -348,7 +369,7 @@ async def test_worker_reaps_at_start_and_buries_exhausted_jobs(queue: JobQueue, 
 
     assert (await queue.get(job.id)).status is JobStatus.DEAD  # type: ignore[union-attr]
     assert stats.dead == 1 and stats.succeeded == 0
-    assert gave_up == ["lease expired; no attempts left"]
+    assert gave_up == [f"lease expired {MAX_INTERRUPTIONS} times while running it; given up"]
 
 
 async def test_release_orphans_frees_jobs_of_dead_processes_on_this_host(queue: JobQueue) -> None:
@@ -359,10 +380,13 @@ async def test_release_orphans_frees_jobs_of_dead_processes_on_this_host(queue: 
         assert (await queue.claim(owner)).id == job.id  # type: ignore[union-attr]
         return job
 
+    exhausted = await claimed_by(f"{host}:111:d")
+    for _ in range(MAX_INTERRUPTIONS - 1):  # a job that keeps killing its worker
+        assert await queue.release_orphans(host, lambda pid: False) == []
+        assert (await queue.claim(f"{host}:111:d")).id == exhausted.id  # type: ignore[union-attr]
     dead_pid = await claimed_by(f"{host}:111:a")
     live_pid = await claimed_by(f"{host}:222:b")
     other_host = await claimed_by("elsewhere:111:c")
-    exhausted = await claimed_by(f"{host}:111:d", max_attempts=1)
     kept = await claimed_by(f"{host}:111:keep")
 
     dead = await queue.release_orphans(host, lambda pid: pid == 222, keep_owners={f"{host}:111:keep"})
@@ -375,7 +399,8 @@ async def test_release_orphans_frees_jobs_of_dead_processes_on_this_host(queue: 
         other_host.id: JobStatus.RUNNING,
         kept.id: JobStatus.RUNNING,
     }
-    assert (await queue.get(dead_pid.id)).attempts == 1  # type: ignore[union-attr]  # the crash spent it
+    requeued = await queue.get(dead_pid.id)
+    assert requeued is not None and (requeued.attempts, requeued.interruptions) == (0, 1)  # the crash spent none
 
 
 async def test_worker_resumes_a_job_left_by_a_killed_process_without_waiting_for_the_lease(
@@ -386,7 +411,7 @@ async def test_worker_resumes_a_job_left_by_a_killed_process_without_waiting_for
 
     stats = await pool(queue, {RENDER: succeed}).run_until_empty()
 
-    assert stats.succeeded == 1 and (await queue.get(job.id)).attempts == 2  # type: ignore[union-attr]
+    assert stats.succeeded == 1 and (await queue.get(job.id)).attempts == 1  # type: ignore[union-attr]
 
 
 async def test_cancel_by_story_and_by_id(queue: JobQueue, db: Database) -> None:
