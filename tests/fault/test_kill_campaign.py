@@ -34,6 +34,7 @@ STORIES, SCENES, KILLS = 20, 2, 20
 DEFAULT_SEED = 6_2026
 KILL_AFTER_S = (0.2, 3.0)  # after the process starts: from mid-import to deep in the queue
 FINAL_RUN_TIMEOUT_S = 240
+MAX_ROUNDS = 3 * KILLS  # rounds whose process exits before its kill do not count
 
 
 @dataclass
@@ -96,8 +97,12 @@ def test_twenty_kills_during_twenty_stories_lose_and_double_nothing(tmp_path: Pa
 
     kills: list[Kill] = []
     next_story = 0
-    for round_no in range(KILLS):
-        after_s = rng.uniform(*KILL_AFTER_S)
+    window = KILL_AFTER_S
+    while sum(k.landed for k in kills) < KILLS:
+        round_no = len(kills)
+        assert round_no < MAX_ROUNDS, f"only {sum(k.landed for k in kills)} of {KILLS} kills landed"
+        after_s = rng.uniform(*window)
+        started = time.monotonic()
         if next_story < STORIES:
             landed = _kill_round(env, tmp_path, out, _prompt(next_story), after_s)
             # The story counts as accepted once its row exists; otherwise ask for it again.
@@ -105,12 +110,13 @@ def test_twenty_kills_during_twenty_stories_lose_and_double_nothing(tmp_path: Pa
                 next_story += 1
         else:  # every story is in: keep killing plain workers
             landed = _work_killed(env, tmp_path, after_s)
+        if not landed:  # the process finished first (the queue is short by now): aim earlier next time
+            window = (KILL_AFTER_S[0], max(KILL_AFTER_S[0] + 0.05, 0.9 * (time.monotonic() - started)))
         jobs_done = _count(db, "SELECT count(*) FROM jobs WHERE status = 'succeeded'")
         kills.append(Kill(round_no, after_s, landed, jobs_done))
     for kill in kills:
         print(f"kill {kill.round:2d} after {kill.after_s:.2f}s: {'landed' if kill.landed else 'exited first'}, "
               f"{kill.jobs_done} jobs done")  # fmt: skip
-    assert sum(k.landed for k in kills) >= KILLS // 4, "the kills should land on running processes"
 
     # Stories whose commands all died before storing them are asked for now, unkilled; then drain.
     for index in range(next_story, STORIES):
