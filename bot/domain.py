@@ -7,7 +7,7 @@ SQLite indexes REAL columns well. Ids are uuid4 hex strings, so no user text eve
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -248,6 +248,14 @@ class ModelCall(_Model):
     fallback: bool = False
 
 
+def check_chain(primary: str, fallbacks: Sequence[str]) -> None:
+    """A fallback chain names each model once and never repeats its primary (ValueError otherwise)."""
+    if primary in fallbacks:
+        raise ValueError(f"the fallback chain repeats the primary model {primary!r}")
+    if len(set(fallbacks)) != len(fallbacks):
+        raise ValueError("the fallback chain names a model twice")
+
+
 class RoutingConfig(_Model):
     """How one modality picks and retries its models (the seed's GeminiModelConfig, generalised)."""
 
@@ -260,10 +268,7 @@ class RoutingConfig(_Model):
 
     @model_validator(mode="after")
     def _chain_is_sane(self) -> RoutingConfig:
-        if self.primary_model in self.fallbacks:
-            raise ValueError(f"the fallback chain repeats the primary model {self.primary_model!r}")
-        if len(set(self.fallbacks)) != len(self.fallbacks):
-            raise ValueError("the fallback chain names a model twice")
+        check_chain(self.primary_model, self.fallbacks)
         return self
 
     @property

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.domain import Modality, RoutingConfig
+from bot.domain import Modality, RoutingConfig, check_chain
 
 MAX_DAILY_LIMIT = 10_000
 MAX_FALLBACKS = 4
@@ -22,10 +22,7 @@ class ModalityRoute(BaseModel):
 
     @model_validator(mode="after")
     def _chain_is_sane(self) -> ModalityRoute:
-        if self.primary_model in self.fallbacks:
-            raise ValueError(f"the fallbacks repeat the primary model {self.primary_model!r}")
-        if len(set(self.fallbacks)) != len(self.fallbacks):
-            raise ValueError("the fallbacks name a model twice")
+        check_chain(self.primary_model, self.fallbacks)
         return self
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 import discord
 
@@ -38,22 +38,34 @@ _HANDLED_PREFIXES = (RETRY_ID, REDRAW_ID, "library:")
 _UNKNOWN_BUTTON = "⚠️ This button is not one storybot knows (it may be from an old version); nothing was changed."
 
 
-class RetryButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(RETRY_ID) + _ANY_SCENE):
-    """On a failed clip's message: queue the clip again."""
+class _SceneButton:
+    """What both buttons share: a button whose custom_id is a prefix and the scene id (mixed into a DynamicItem)."""
+
+    PREFIX: ClassVar[str]
+    LABEL: ClassVar[str]
+    EMOJI: ClassVar[str]
+    STYLE: ClassVar[discord.ButtonStyle]
 
     def __init__(self, scene_id: str, *, disabled: bool = False) -> None:
         button: discord.ui.Button[Any] = discord.ui.Button(
-            label="Retry", emoji="🔁", style=discord.ButtonStyle.primary, custom_id=RETRY_ID + scene_id,
-            disabled=disabled,
-        )  # fmt: skip
-        super().__init__(button)
+            label=self.LABEL, emoji=self.EMOJI, style=self.STYLE, custom_id=self.PREFIX + scene_id, disabled=disabled
+        )
+        super().__init__(button)  # type: ignore[call-arg]  # DynamicItem.__init__
         self.scene_id = scene_id
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> RetryButton:
+    ) -> Self:
         return cls(match["scene_id"])
+
+
+class RetryButton(
+    _SceneButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(RETRY_ID) + _ANY_SCENE
+):
+    """On a failed clip's message: queue the clip again."""
+
+    PREFIX, LABEL, EMOJI, STYLE = RETRY_ID, "Retry", "🔁", discord.ButtonStyle.primary
 
     async def callback(self, interaction: discord.Interaction) -> None:
         actions, presser = _context(interaction)
@@ -63,22 +75,12 @@ class RetryButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.es
             await _pressed(interaction, outcome, text, retry_view(self.scene_id, disabled=True))
 
 
-class RedrawButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(REDRAW_ID) + _ANY_SCENE):
+class RedrawButton(
+    _SceneButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(REDRAW_ID) + _ANY_SCENE
+):
     """On a scene's picture: draw it again (in video mode its clip is made again from the new picture)."""
 
-    def __init__(self, scene_id: str, *, disabled: bool = False) -> None:
-        button: discord.ui.Button[Any] = discord.ui.Button(
-            label="Redraw", emoji="🎨", style=discord.ButtonStyle.secondary, custom_id=REDRAW_ID + scene_id,
-            disabled=disabled,
-        )  # fmt: skip
-        super().__init__(button)
-        self.scene_id = scene_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> RedrawButton:
-        return cls(match["scene_id"])
+    PREFIX, LABEL, EMOJI, STYLE = REDRAW_ID, "Redraw", "🎨", discord.ButtonStyle.secondary
 
     async def callback(self, interaction: discord.Interaction) -> None:
         actions, presser = _context(interaction)
