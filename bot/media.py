@@ -1,8 +1,9 @@
-"""Media files: uuid paths, atomic writes, probing, and fitting clips under an upload limit.
+"""Media files: uuid paths, atomic writes and sweeping of partial files.
 
 Every file is written to a hidden ``.<name>.part`` sibling, fsynced, renamed over the final name
 and the directory fsynced, so a crash leaves either the whole file or none (plus a stale
 ``.part`` that ``sweep_partials`` removes). File names are uuids: no user text reaches a path.
+Probing lives in bot.media_probe and fitting clips under an upload limit in bot.media_fit.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import contextlib
 import errno
 import hashlib
-import io
 import logging
 import mimetypes
 import os
@@ -19,20 +19,10 @@ import re
 import shutil
 import time
 import uuid
-import warnings
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import av
-from PIL import Image, UnidentifiedImageError
 
 from bot.errors import StorybotError
-
-if TYPE_CHECKING:
-    from av.container import OutputContainer
-    from av.video.stream import VideoStream
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +30,6 @@ CHUNK_BYTES = 1 << 20
 STORY_ID = re.compile(r"[0-9a-f]{1,64}")
 EXTENSION = re.compile(r"[a-z0-9]{1,8}")
 MIME_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp", "mp4": "video/mp4"}
-H264_PRESET = "veryfast"
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
@@ -66,22 +55,6 @@ class StoredFile:
     bytes: int
     sha256: str
     mime_type: str
-
-
-@dataclass(frozen=True, slots=True)
-class ImageInfo:
-    width: int
-    height: int
-    format: str
-
-
-@dataclass(frozen=True, slots=True)
-class VideoInfo:
-    width: int
-    height: int
-    frames: int
-    duration_s: float
-    codec: str
 
 
 def mime_for(path: Path) -> str:
@@ -251,150 +224,3 @@ class MediaStore:
     def delete_story(self, story_id: str) -> None:
         """Remove every file of one story. Blocking."""
         shutil.rmtree(self.story_dir(story_id), ignore_errors=True)
-
-
-def probe_image(source: Path | bytes) -> ImageInfo:
-    """Decode an image fully (a file path or its bytes); MediaError if it does not decode."""
-    name = source.name if isinstance(source, Path) else "the image"
-    try:
-        with Image.open(source if isinstance(source, Path) else io.BytesIO(source)) as image:
-            image.load()
-            return ImageInfo(image.width, image.height, image.format or "unknown")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise MediaError(f"{name} is not a readable image: {exc}") from exc
-
-
-def check_pixels(data: bytes, max_pixels: int) -> None:
-    """ImageTooLarge ("W×H pixels") when the image declares more than ``max_pixels``, read from its header
-    alone: a small file can declare a picture that takes gigabytes to decode. Bytes that are not an image
-    pass (probe_image says what is wrong with them)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, with its size
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-    except Image.DecompressionBombError:
-        raise ImageTooLarge(f"over {2 * (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000} megapixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return
-    if width * height > max_pixels:
-        raise ImageTooLarge(f"{width}×{height} pixels")
-
-
-def probe_video(path: Path) -> VideoInfo:
-    """Decode every frame (so a truncated file is caught) and describe the first video stream."""
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise MediaError(f"{path.name} has no video stream")
-            stream = container.streams.video[0]
-            declared = stream.frames
-            decoded = sum(1 for _ in container.decode(stream))
-            rate = float(stream.average_rate or 24)
-            duration = container.duration / 1_000_000 if container.duration else decoded / rate
-            info = VideoInfo(
-                stream.codec_context.width, stream.codec_context.height, decoded, duration, stream.codec_context.name
-            )
-    except av.FFmpegError as exc:
-        raise MediaError(f"{path.name} is not a readable video: {exc}") from exc
-    if decoded == 0 or (declared and decoded < declared):
-        raise MediaError(f"{path.name} is truncated: decoded {decoded} of {declared or '?'} frames")
-    return info
-
-
-def open_h264_output(
-    path: Path, width: int, height: int, fps: Fraction | int, *, bit_rate: int | None = None
-) -> tuple[OutputContainer, VideoStream]:
-    """An MP4 container with one H.264 stream that browsers and Discord play inline."""
-    container = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
-    stream = container.add_stream("libx264", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-    options: dict[str, object] = {"preset": H264_PRESET}
-    if bit_rate is None:
-        options["crf"] = "23"
-    else:
-        stream.bit_rate = bit_rate
-        options |= {"maxrate": str(bit_rate), "bufsize": str(bit_rate * 2)}
-    stream.options = options
-    return container, stream
-
-
-def even(value: float) -> int:
-    return max(2, int(value) // 2 * 2)
-
-
-# (resolution scale, share of the bit budget) tried in order until the clip fits.
-FIT_STEPS = ((1.0, 0.9), (1.0, 0.65), (0.75, 0.55), (0.5, 0.45), (0.35, 0.35))
-CONTAINER_OVERHEAD_BYTES = 8 * 1024
-AUDIO_GUESS_BPS = 128_000
-
-
-async def fit_to_upload_limit(path: Path, limit_bytes: int) -> Path:
-    """``path`` if it is within ``limit_bytes``, else a re-encoded sibling that is.
-
-    Lowers the bitrate first, then the resolution. The original is left in place. Raises
-    MediaError when even the smallest step does not fit.
-    """
-    return await asyncio.to_thread(_fit_sync, path, limit_bytes)
-
-
-def _fit_sync(path: Path, limit_bytes: int) -> Path:
-    size = path.stat().st_size
-    if size <= limit_bytes:
-        return path
-    info = probe_video(path)
-    duration = max(info.duration_s, 0.1)
-    audio_bps = _audio_bit_rate(path)
-    budget_bps = (limit_bytes - CONTAINER_OVERHEAD_BYTES) * 8 / duration - audio_bps
-    if budget_bps <= 0:
-        raise MediaError(f"{path.name} cannot fit in {limit_bytes} bytes")
-    for scale, share in FIT_STEPS:
-        width, height = even(info.width * scale), even(info.height * scale)
-        final = path.with_name(f"{uuid.uuid4().hex}.mp4")
-        temp = temp_path_for(final)
-        try:
-            _reencode(path, temp, width, height, int(budget_bps * share))
-        except (av.FFmpegError, OSError) as exc:
-            temp.unlink(missing_ok=True)
-            raise MediaError(f"re-encoding {path.name} failed: {exc}") from exc
-        new_size = temp.stat().st_size
-        log.info(
-            "re-encoded %s at %dx%d: %d -> %d bytes (limit %d)", path.name, width, height, size, new_size, limit_bytes
-        )
-        if new_size <= limit_bytes:
-            fsync_and_replace(temp, final)
-            return final
-        temp.unlink()
-    raise MediaError(f"{path.name} could not be made smaller than {limit_bytes} bytes")
-
-
-def _audio_bit_rate(path: Path) -> int:
-    with av.open(str(path)) as container:
-        if not container.streams.audio:
-            return 0
-        return container.streams.audio[0].bit_rate or AUDIO_GUESS_BPS
-
-
-def _reencode(source: Path, dest: Path, width: int, height: int, bit_rate: int) -> None:
-    """Re-encode the video at a new size and bitrate; audio packets are copied untouched."""
-    with av.open(str(source)) as inp:
-        video_in = inp.streams.video[0]
-        audio_in = inp.streams.audio[0] if inp.streams.audio else None
-        rate = video_in.average_rate or Fraction(24)
-        output, video_out = open_h264_output(dest, width, height, rate, bit_rate=bit_rate)
-        with output:
-            audio_out = output.add_stream_from_template(audio_in) if audio_in is not None else None
-            index = 0
-            for packet in inp.demux(*[s for s in (video_in, audio_in) if s is not None]):
-                if packet.stream.type == "video":
-                    for frame in packet.decode():
-                        if not isinstance(frame, av.VideoFrame):
-                            continue
-                        scaled = frame.reformat(width=width, height=height, format="yuv420p")
-                        scaled.pts, scaled.time_base = index, 1 / Fraction(rate)
-                        index += 1
-                        output.mux(video_out.encode(scaled))
-                elif audio_out is not None and packet.dts is not None:
-                    packet.stream = audio_out
-                    output.mux(packet)
-            output.mux(video_out.encode(None))

@@ -10,6 +10,9 @@ provider's slot goes to the next job while this one stores its results.
 
 Consistency: when the image model takes references, scene 1 is drawn first and its image (or the
 user's own reference) goes to every later scene.
+
+The Pipeline holds the shared helpers and write_story; the picture and clip stages live in
+bot/image_stage.py and bot/video_stage.py.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Coroutine
-from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.clock import Clock
@@ -41,9 +43,9 @@ from bot.jobs import JobContext, JobOutcome, JobQueue, PermanentFailure, Resched
 from bot.jobs.contract import run_to_completion
 from bot.media import MediaStore
 from bot.providers import ProviderSet
-from bot.providers.base import ImageRequest, ImageResult, ReferenceImage, StoryRequest
+from bot.providers.base import StoryRequest
 from bot.publish import Publisher
-from bot.registry import ModelSpec, Registry
+from bot.registry import Registry
 from bot.routing import ModelRouter, Routed
 from bot.settings import Settings
 from bot.video_stage import VideoStage
@@ -80,13 +82,16 @@ class Pipeline:
         self.settings = settings
         self.clock = clock
         self.video = VideoStage(self)
+        from bot.image_stage import ImageStage  # here, not at the top: image_stage imports _beside_marks from us
+
+        self.image = ImageStage(self)
 
     def handlers(self) -> dict[JobKind, Any]:
         from bot.delivery import deliver
 
         return {
             JobKind.WRITE_STORY: self.write_story,
-            JobKind.RENDER_IMAGE: self.render_image,
+            JobKind.RENDER_IMAGE: self.image.render,
             JobKind.RENDER_VIDEO: self.video.render,
             JobKind.DELIVER: lambda job, ctx: deliver(self, job, ctx),
         }
@@ -183,7 +188,7 @@ class Pipeline:
             Scene(story_id=story.id, index=i, text=text, image_model_requested=story.image_model, updated_at=now)
             for i, text in enumerate(draft.scenes[: story.scene_count])
         ]
-        anchored = self._anchored(story)
+        anchored = self.anchored(story)
 
         async def on_commit(conn: Conn) -> None:
             await stories.update(conn, story.id, now=now, title=draft.title, bible=draft.bible)
@@ -201,64 +206,12 @@ class Pipeline:
             on_commit=on_commit,
         )
 
-    def _anchored(self, story: Story) -> bool:
+    def anchored(self, story: Story) -> bool:
         """Scene 1 goes first when its image will be the reference for the others."""
         spec = self.registry.get(story.image_model)
         return bool(spec and spec.supports_references and not story.reference_path and story.scene_count > 1)
 
-    # -- render_image -----------------------------------------------------------------------------
-
-    async def render_image(self, job: GenerationJob, ctx: JobContext) -> JobOutcome | None:
-        story, scene = await self.load_scene(job.payload["scene_id"])
-        if scene.image_status is ImageStatus.COMPLETE:
-            return None
-
-        async def mark_drawing() -> None:
-            async with self.db.transaction() as conn:
-                if scene.image_status is ImageStatus.PENDING:
-                    await scenes.set_image(conn, scene.id, ImageStatus.GENERATING, now=self.clock.now())
-                await self.start_asset(conn, job, scene, AssetKind.IMAGE, story.image_model)
-
-        routed = await _beside_marks(mark_drawing(), self._draw(story, scene, job))
-        ctx.provider_done()
-        ext = "jpg" if routed.value.mime_type == "image/jpeg" else "png"
-        stored = await self.media.write_bytes(story.id, routed.value.data, ext)
-        now = self.clock.now()
-
-        async def on_commit(conn: Conn) -> None:
-            await assets.set_status(
-                conn, job.id, AssetStatus.COMPLETED, now=now, model_used=routed.model_used,
-                fallback_occurred=routed.fallback, path=str(stored.path), bytes=stored.bytes, sha256=stored.sha256,
-                generation_metadata=_metadata(routed, job, routed.value.request_id),
-            )  # fmt: skip
-            await scenes.set_image(
-                conn, scene.id, ImageStatus.COMPLETE, now=now, path=str(stored.path), model_used=routed.model_used
-            )
-            await self.enqueue_delivery(conn, story, "image", f"image:{scene.id}:{job.id}", scene.id)
-            await self.after_image(conn, story, scene, job, drawn=True)
-
-        return JobOutcome(
-            result={"path": str(stored.path), "model_used": routed.model_used},
-            warnings=routed.warnings,
-            fallback=routed.fallback,
-            on_commit=on_commit,
-        )
-
-    async def _draw(self, story: Story, scene: Scene, job: GenerationJob) -> Routed[ImageResult]:
-        request = ImageRequest(
-            model="",
-            prompt=_image_prompt(story, scene),
-            scene_text=scene.text,
-            references=await self._references(story, scene),
-            seed=_image_seed(story, scene, job),
-        )
-        return await self.route(
-            story,
-            story.image_model,
-            Modality.IMAGE,
-            lambda spec: self.providers.image(spec.provider).generate_image(_for_model(request, spec)),
-            needs_references=bool(story.reference_path),
-        )
+    # -- what follows an image -----------------------------------------------------------------
 
     async def after_image(self, conn: Conn, story: Story, scene: Scene, job: GenerationJob, *, drawn: bool) -> None:
         """Queue what follows an image job: its clip, and (for the anchor scene) the other scenes.
@@ -270,21 +223,11 @@ class Pipeline:
             await scenes.set_video(conn, scene.id, VideoStatus.PENDING, now=self.clock.now(), error=None)
             suffix = job.id if job.payload.get("redraw") else "0"
             await self.enqueue(conn, JobKind.RENDER_VIDEO, story, f"video:{scene.id}:{suffix}", scene_id=scene.id)
-        if scene.index == 0 and self._anchored(story):
+        if scene.index == 0 and self.anchored(story):
             for other in (await scenes.list_for_story(conn, story.id))[1:]:
                 await self.enqueue(conn, JobKind.RENDER_IMAGE, story, f"image:{other.id}:0", scene_id=other.id)
         if not (drawn and story.video_mode):  # else the clip just queued keeps the story open
             await self.settle_story(conn, story.id, f"image:{scene.id}")
-
-    async def _references(self, story: Story, scene: Scene) -> list[ReferenceImage]:
-        if story.reference_path:
-            return [_read_reference(Path(story.reference_path))]
-        if scene.index == 0 or not self._anchored(story):
-            return []
-        first = (await scenes.list_for_story(self.db, story.id))[0]
-        if first.image_status is ImageStatus.COMPLETE and first.image_path:
-            return [_read_reference(Path(first.image_path))]
-        return []
 
     # -- routing errors -> queue outcomes ---------------------------------------------------------
 
@@ -338,40 +281,3 @@ def _scene_settled(story: Story, scene: Scene) -> bool:
     if scene.image_status is not ImageStatus.COMPLETE:
         return False
     return not story.video_mode or scene.video_status in (VideoStatus.COMPLETE, VideoStatus.FAILED)
-
-
-def _image_seed(story: Story, scene: Scene, job: GenerationJob) -> str:
-    """The same scene draws the same picture, except when redrawn: a redraw asks for a new one."""
-    seed = f"{story.id}:{scene.index}"
-    return f"{seed}:{job.id}" if job.payload.get("redraw") else seed
-
-
-def _image_prompt(story: Story, scene: Scene) -> str:
-    parts = [
-        story.bible or "",
-        f"Style: {story.style}." if story.style else "",
-        f"Scene {scene.index + 1}: {scene.text}",
-    ]
-    return "\n\n".join(part for part in parts if part)
-
-
-def _for_model(request: ImageRequest, spec: ModelSpec) -> ImageRequest:
-    """The request as one model takes it: its API id, and only as many references as it accepts."""
-    references = request.references[: spec.max_reference_images] if spec.supports_references else []
-    return request.model_copy(update={"model": spec.api_model, "references": references})
-
-
-def _read_reference(path: Path) -> ReferenceImage:
-    data = path.read_bytes()
-    mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/webp" if data[8:12] == b"WEBP" else "image/png"
-    return ReferenceImage(data=data, mime_type=mime)
-
-
-def _metadata(routed: Routed[Any], job: GenerationJob, request_id: str | None) -> dict[str, Any]:
-    return {
-        "latency_ms": round(routed.latency_ms, 1),
-        "attempts": routed.attempts,
-        "job_attempt": job.attempts,
-        "provider_request_id": request_id,
-        "warnings": routed.warnings,
-    }

@@ -15,7 +15,8 @@ from bot.domain import JobKind, Modality, Story
 from bot.errors import UserInputError
 from bot.guild_config import GuildConfig
 from bot.jobs import JobQueue
-from bot.media import ImageTooLarge, MediaError, MediaStore, check_pixels, probe_image
+from bot.media import ImageTooLarge, MediaError, MediaStore
+from bot.media_probe import check_pixels, probe_image
 from bot.quotas import Quotas
 from bot.registry import Registry
 from bot.settings import Settings

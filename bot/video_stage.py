@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, TypeVar
 from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, Scene, Story, VideoStatus
 from bot.errors import ErrorKind, ProviderError
 from bot.jobs import JobContext, JobOutcome, PermanentFailure, Reschedule
-from bot.media import MediaError, probe_video
+from bot.media import MediaError
+from bot.media_probe import probe_video
 from bot.providers.base import ReferenceImage, VideoRequest, VideoState
 from storage import assets, scenes
 from storage.db import Conn

@@ -149,7 +149,8 @@ def register(bot: StoryBot) -> None:
 
 async def _answer_unknown_press(interaction: discord.Interaction) -> None:
     """A press no storybot button handles gets a private answer instead of Discord's "interaction failed"."""
-    custom_id = str((interaction.data or {}).get("custom_id", ""))
+    data = cast("dict[str, Any]", interaction.data or {})  # a union of TypedDicts; only components have custom_id
+    custom_id = str(data.get("custom_id", ""))
     if interaction.type is not discord.InteractionType.component or custom_id.startswith(_HANDLED_PREFIXES):
         return
     log.info("user %s pressed an unknown button %r", interaction.user.id, custom_id[:100])

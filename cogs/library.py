@@ -20,7 +20,8 @@ from discord import app_commands
 from bot.domain import ImageStatus, Scene, Story, StoryStatus, VideoStatus
 from bot.errors import UserInputError
 from bot.library import PAGE_SIZE, Library, StoryPage
-from bot.media import MediaError, fit_to_upload_limit
+from bot.media import MediaError
+from bot.media_fit import fit_to_upload_limit
 from cogs.publisher import NO_MENTIONS
 from cogs.render import MAX_CHOICE_CHARS, MAX_CHOICES, clip, scene_caption, storyboard_embed
 from cogs.storyboard import load_board

@@ -1,10 +1,10 @@
 """DiscordPublisher: bot/publish.py's Publisher for Discord.
 
 Each delivery goes into a thread on the story's storyboard message (or the channel when no thread
-can be made). Posting is idempotent twice over: the deliver job records what it published, and a
-scene whose message id is already stored is edited instead of posted again; channel sends carry a
-nonce derived from the delivery key (discord.py adds ``enforce_nonce``), so Discord itself drops a
-repeat of the same send. Every message goes out with ``AllowedMentions.none()``.
+can be made; cogs/message_targets.py finds where). Posting is idempotent twice over: the deliver job
+records what it published, and a scene whose message id is already stored is edited instead of posted
+again; channel sends carry a nonce derived from the delivery key (discord.py adds ``enforce_nonce``),
+so Discord itself drops a repeat of the same send. Every message goes out with ``AllowedMentions.none()``.
 """
 
 from __future__ import annotations
@@ -13,16 +13,18 @@ import asyncio
 import hashlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import discord
 
 from bot.domain import ImageStatus, Scene, Story, StoryStatus, VideoStatus
 from bot.jobs import Reschedule
-from bot.media import MediaError, fit_to_upload_limit
+from bot.media import MediaError
+from bot.media_fit import fit_to_upload_limit
 from bot.progress import progress_of
 from bot.publish import Delivery
 from cogs.buttons import redraw_view, retry_view
+from cogs.message_targets import MessageTargets
 from cogs.render import clip, scene_caption, storyboard_embed
 from cogs.storyboard import DEFAULT_INTERVAL_S, StoryboardUpdater, load_board
 from storage import scenes as scene_rows
@@ -35,13 +37,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 STORYBOARD_GRACE_S = 60.0  # how long a delivery waits for /story new to post the storyboard
 STORYBOARD_WAIT_S = 1.0
 ORDER_WAIT_S = 0.5  # an image waits for the scenes before it to be posted, so the thread reads in order
 ORDER_PATIENCE_S = 120.0  # ...but never longer than this after it was drawn (an earlier delivery may be stuck)
-THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440
-THREAD_ALREADY_EXISTS = 160004
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
@@ -66,13 +65,13 @@ class DiscordPublisher:
         self._bot: commands.Bot | None = None
         self._runtime: Runtime | None = None
         self._updater: StoryboardUpdater | None = None
-        self._thread_locks: dict[str, asyncio.Lock] = {}
-        self._no_thread: set[str] = set()  # stories whose thread could not be made: post in the channel
+        self._targets: MessageTargets | None = None
 
     def bind(self, bot: commands.Bot, runtime: Runtime) -> None:
         self._bot = bot
         self._runtime = runtime
         self._updater = StoryboardUpdater(self._edit_storyboard, runtime.clock, self.storyboard_interval_s)
+        self._targets = MessageTargets(bot, runtime, self.upload_limit_bytes)
 
     @property
     def bot(self) -> commands.Bot:
@@ -91,6 +90,12 @@ class DiscordPublisher:
         if self._updater is None:
             raise RuntimeError("DiscordPublisher is not bound to a bot")
         return self._updater
+
+    @property
+    def targets(self) -> MessageTargets:
+        if self._targets is None:
+            raise RuntimeError("DiscordPublisher is not bound to a bot")
+        return self._targets
 
     async def close(self, drain_timeout_s: float = 5.0) -> None:
         """Let pending storyboard edits land (briefly), then stop them."""
@@ -119,7 +124,7 @@ class DiscordPublisher:
         board = await load_board(self.runtime.db, self.runtime.queue, story_id, settings=self.runtime.settings)
         if board is None or board.story.storyboard_message_id is None or board.story.channel_id is None:
             return
-        channel = self._messageable(board.story.channel_id, board.story)
+        channel = self.targets.messageable(board.story.channel_id, board.story)
         message = channel.get_partial_message(board.story.storyboard_message_id)
         try:
             await message.edit(embed=storyboard_embed(board), allowed_mentions=NO_MENTIONS)
@@ -134,7 +139,7 @@ class DiscordPublisher:
             raise Reschedule(STORYBOARD_WAIT_S, "waiting for the storyboard message")
         board = await load_board(self.runtime.db, self.runtime.queue, story.id, settings=self.runtime.settings)
         assert board is not None
-        sent = await self._messageable(story.channel_id, story).send(
+        sent = await self.targets.messageable(story.channel_id, story).send(
             embed=storyboard_embed(board), allowed_mentions=NO_MENTIONS, nonce=nonce_for(f"storyboard:{story.id}")
         )
         await self.attach_storyboard(story.id, sent.id)
@@ -208,7 +213,7 @@ class DiscordPublisher:
         if source is None:
             return await self._post_scene(story, scene, key, "video", f"❌ Scene {scene.index + 1}'s clip is missing.")
         try:
-            fitted = await fit_to_upload_limit(source, self._upload_limit(story))
+            fitted = await fit_to_upload_limit(source, self.targets.upload_limit(story))
         except MediaError as exc:
             log.warning("scene %s: clip does not fit Discord's upload limit: %s", scene.id, exc)
             text = f"❌ Scene {scene.index + 1}'s clip is too large to upload here, even re-encoded."
@@ -239,7 +244,7 @@ class DiscordPublisher:
         ``view`` holds the message's buttons; an edit without one removes any it had (a clip that landed
         after a Retry loses its button).
         """
-        target = await self._target(story)
+        target = await self.targets.target(story)
         existing = scene.image_message_id if kind == "image" else scene.video_message_id
         attachments = [] if file is None else [_file(file, scene, kind, upload_name or file)]
         if existing is not None:
@@ -261,56 +266,9 @@ class DiscordPublisher:
         return str(sent.id)
 
     async def _post(self, story: Story, key: str, content: str) -> str:
-        target = await self._target(story)
+        target = await self.targets.target(story)
         sent = await target.send(content=content, allowed_mentions=NO_MENTIONS, nonce=nonce_for(key))
         return str(sent.id)
-
-    # -- where messages go ------------------------------------------------------------------------
-
-    def _messageable(self, channel_id: int, story: Story) -> discord.PartialMessageable:
-        return self.bot.get_partial_messageable(channel_id, guild_id=story.guild_id)
-
-    def _upload_limit(self, story: Story) -> int:
-        if self.upload_limit_bytes is not None:
-            return self.upload_limit_bytes
-        guild = self.bot.get_guild(story.guild_id) if story.guild_id else None
-        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
-
-    async def _target(self, story: Story) -> discord.PartialMessageable:
-        """The story's thread, made on first use from the storyboard message; else its channel."""
-        assert story.channel_id is not None
-        lock = self._thread_locks.setdefault(story.id, asyncio.Lock())
-        async with lock:
-            fresh = await story_rows.get(self.runtime.db, story.id) or story
-            if fresh.thread_id is not None:
-                return self._messageable(fresh.thread_id, fresh)
-            if fresh.storyboard_message_id is None or story.id in self._no_thread:
-                return self._messageable(fresh.channel_id or story.channel_id, fresh)
-            thread_id = await self._make_thread(fresh)
-            if thread_id is None:
-                self._no_thread.add(story.id)
-                return self._messageable(story.channel_id, fresh)
-            rt = self.runtime
-            async with rt.db.transaction() as conn:
-                await story_rows.update(conn, story.id, now=rt.clock.now(), thread_id=thread_id)
-            return self._messageable(thread_id, fresh)
-
-    async def _make_thread(self, story: Story) -> int | None:
-        assert story.channel_id is not None and story.storyboard_message_id is not None
-        channel = self.bot.get_channel(story.channel_id)
-        if not isinstance(channel, discord.TextChannel):
-            return None  # threads on messages exist only in text channels (not in DMs, voice chats or threads)
-        name = clip(story.title or "Story", 100)
-        try:
-            thread = await channel.get_partial_message(story.storyboard_message_id).create_thread(
-                name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES
-            )
-        except discord.HTTPException as exc:
-            if exc.code == THREAD_ALREADY_EXISTS:
-                return story.storyboard_message_id  # a thread started from a message shares its id
-            log.warning("story %s: cannot make a thread (%s); posting in the channel", story.id, exc)
-            return None
-        return thread.id
 
 
 def _posted(story: Story, scene: Scene) -> bool:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from bot.jobs.bookkeeping import WorkerStats
 from bot.jobs.contract import GiveUpHook, Handler, JobContext, JobOutcome, LeaseLost, PermanentFailure, Reschedule
+from bot.jobs.maintenance import make_owner
 from bot.jobs.queue import JobQueue
-from bot.jobs.worker import WorkerPool, WorkerStats, make_owner
+from bot.jobs.worker import WorkerPool
 
 __all__ = [
     "GiveUpHook",

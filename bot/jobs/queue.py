@@ -1,4 +1,4 @@
-"""JobQueue: the service face of the durable queue (storage/jobs.py holds the SQL).
+"""JobQueue: the service face of the durable queue (storage/jobs.py and storage/job_recovery.py hold the SQL).
 
 Writes that take ``conn`` join the caller's ``db.transaction()``; without it they commit alone.
 """
@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.domain import GenerationJob, JobKind, JobStatus
+from storage import job_recovery
 from storage import jobs as job_rows
 from storage.db import Conn, Database
 
@@ -138,7 +139,7 @@ class JobQueue:
         return await job_rows.set_remote_id(self.db, job_id, owner, remote_id)
 
     async def reap(self, *, conn: Conn | None = None) -> list[GenerationJob]:
-        return await job_rows.reap(self._target(conn), self.clock.now())
+        return await job_recovery.reap(self._target(conn), self.clock.now())
 
     async def release_orphans(
         self,
@@ -148,12 +149,14 @@ class JobQueue:
         keep_owners: Collection[str] = (),
         conn: Conn | None = None,
     ) -> list[GenerationJob]:
-        return await job_rows.release_orphans(
+        return await job_recovery.release_orphans(
             self._target(conn), host, alive, self.clock.now(), keep_owners=keep_owners
         )
 
     async def cancel(self, *, job_id: str | None = None, story_id: str | None = None, conn: Conn | None = None) -> int:
-        cancelled = await job_rows.cancel(self._target(conn), job_id=job_id, story_id=story_id, now=self.clock.now())
+        cancelled = await job_recovery.cancel(
+            self._target(conn), job_id=job_id, story_id=story_id, now=self.clock.now()
+        )
         if cancelled:
             log.info("cancelled %d job(s) (job_id=%s story_id=%s)", cancelled, job_id, story_id)
         return cancelled

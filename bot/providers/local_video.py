@@ -23,7 +23,8 @@ import av
 from PIL import Image, UnidentifiedImageError
 
 from bot.errors import ErrorKind, ProviderError
-from bot.media import MediaWriteError, even, fsync_and_replace, link_or_copy, open_h264_output, temp_path_for
+from bot.media import MediaWriteError, fsync_and_replace, link_or_copy, temp_path_for
+from bot.media_fit import even, open_h264_output
 from bot.providers.base import VideoPoll, VideoRequest, VideoState
 
 log = logging.getLogger(__name__)

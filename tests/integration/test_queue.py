@@ -17,7 +17,7 @@ from bot.errors import StorageError
 from bot.jobs import JobContext, JobOutcome, JobQueue, PermanentFailure, Reschedule, WorkerPool
 from storage import jobs as job_rows
 from storage.db import Conn, Database
-from storage.jobs import MAX_INTERRUPTIONS
+from storage.job_recovery import MAX_INTERRUPTIONS
 
 RENDER = JobKind.RENDER_IMAGE
 

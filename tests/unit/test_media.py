@@ -13,16 +13,10 @@ import av
 import pytest
 from PIL import Image
 
-from bot import media
-from bot.media import (
-    MediaError,
-    MediaStore,
-    MediaWriteError,
-    fit_to_upload_limit,
-    probe_image,
-    probe_video,
-    sha256_file,
-)
+from bot import media, media_fit, media_probe
+from bot.media import MediaError, MediaStore, MediaWriteError, sha256_file
+from bot.media_fit import fit_to_upload_limit
+from bot.media_probe import probe_image, probe_video
 
 STORY = "0123456789abcdef0123456789abcdef"
 
@@ -183,7 +177,7 @@ def test_sha256_file_streams_large_files(tmp_path: Path) -> None:
 def test_probe_image_reads_size_and_format(tmp_path: Path) -> None:
     path = tmp_path / "a.png"
     Image.new("RGB", (64, 36), (1, 2, 3)).save(path)
-    assert probe_image(path) == media.ImageInfo(64, 36, "PNG")
+    assert probe_image(path) == media_probe.ImageInfo(64, 36, "PNG")
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
@@ -261,10 +255,10 @@ async def test_fit_gives_up_clearly_when_no_step_fits(tmp_path: Path, monkeypatc
         attempts.append((width, height, bit_rate))
         dest.write_bytes(b"x" * (limit + 1))
 
-    monkeypatch.setattr(media, "_reencode", stubborn_encoder)
+    monkeypatch.setattr(media_fit, "_reencode", stubborn_encoder)
     with pytest.raises(MediaError, match="could not be made smaller"):
         await fit_to_upload_limit(clip, limit)
-    assert len(attempts) == len(media.FIT_STEPS)
+    assert len(attempts) == len(media_fit.FIT_STEPS)
     assert [a[2] for a in attempts] == sorted((a[2] for a in attempts), reverse=True)  # bitrate only goes down
     assert attempts[-1][0] < attempts[0][0]  # and then the resolution
     assert files_under(tmp_path) == [clip]
