@@ -121,6 +121,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         print("No DISCORD_TOKEN set: rendering a demo story offline with the local models.")
         options = StoryOptions(prompt=DEMO_PROMPT, scenes=3, video=True, out_dir=args.out)
         return await _render(settings, options)
+    check_writable(settings.media_dir, "MEDIA_DIR")  # else every story would fail after it was accepted
     from bot.app import run_bot  # imports discord.py only when the bot really runs
 
     logging.getLogger("bot.app").setLevel(logging.INFO)  # the one "ready" line shows without --verbose

@@ -6,9 +6,9 @@ database file, no media folder, nothing new in the working folder. The one-line 
 tests/integration/test_cli.py's ``assert_refused``; the settings themselves are unit-tested in
 tests/unit/test_settings.py.
 
-A rejected DISCORD_TOKEN is the exception to "nothing on disk": the bot opens (and so creates) its
-database before it logs in, because discord.py's login runs the setup that needs it. The row checks
-that the database holds no story.
+A rejected DISCORD_TOKEN is the exception to "nothing on disk": the bot checks its media folder is
+writable (creating it) and opens (so creates) its database before it logs in, because discord.py's
+login runs the setup that needs it. The row checks that the database holds no story.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class Row:
     args: tuple[str, ...] = ("models",)
     setup: Callable[[Path], None] | None = field(default=None, compare=False)
     discord: bool = False  # point DISCORD_API_BASE / DISCORD_GATEWAY_URL at a fake Discord
+    discord_routes: tuple[str, ...] = ("get_me",)  # what the bot may ask the fake Discord before it stops
     needs_proc: bool = False
 
 
@@ -140,6 +141,15 @@ ROWS = [
         args=("run",),
         discord=True,
     ),
+    Row(
+        "bot-media-dir-under-a-file",
+        {"DISCORD_TOKEN": "a.valid-looking.token", "MEDIA_DIR": "{tmp}/a-file/media"},
+        ("cannot write to", "a-file/media", "MEDIA_DIR"),
+        args=("run",),
+        setup=write("a-file", "not a folder"),
+        discord=True,
+        discord_routes=(),  # refused before logging in
+    ),
 ]
 
 
@@ -178,13 +188,14 @@ async def test_bad_setting_is_one_clear_line_exit_2_and_nothing_on_disk(tmp_path
         async with FakeDiscord() as fake:
             env.update(DISCORD_API_BASE=fake.api_base, DISCORD_GATEWAY_URL=fake.gateway_url)
             result = await storybot(tmp_path, row.args, env)
-        assert [r.route for r in fake.requests] == ["get_me"]  # it stopped at the login
+        assert [r.route for r in fake.requests] == list(row.discord_routes)  # where it stopped
     else:
         result = await storybot(tmp_path, row.args, env)
     line = assert_refused(result, *row.phrases)
     assert result.stdout == "", result.stdout
     database = Path(env["DATABASE_PATH"])
-    if row.discord:
+    if row.discord and database.exists():
         assert story_count(database) == 0, line
-        before += [p for p in on_disk(tmp_path) if Path(p).name.startswith(database.name)]
+        media = Path(env["MEDIA_DIR"])  # checked writable (so created) before logging in, like the database
+        before += [p for p in on_disk(tmp_path) if Path(p).name.startswith(database.name) or tmp_path / p == media]
     assert on_disk(tmp_path) == sorted(before), line
