@@ -2,6 +2,7 @@
 
 Safety outcomes arrive as HTTP 200 (a prompt block, a safety finish reason, or a STOP with only prose),
 so they are read from the response; HTTP and transport failures are classified from the SDK's exceptions.
+Gemini 3 image models may send interim draft images before the final one (``final_image`` picks it).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -48,6 +50,8 @@ _POLICY_FINISH = frozenset(
         "MODEL_ARMOR",
     }
 )
+# "Quota exceeded for metric: ..., limit: 0, model: ..." (a free tier that offers this model nothing).
+_ZERO_LIMIT = re.compile(r"\blimit:\s*0(?![\d.])")
 # Finish reasons where the model simply chose not to draw: the prompt has to change, so no retry.
 _DECLINED_FINISH = frozenset({"STOP", "NO_IMAGE", "IMAGE_OTHER", "OTHER", "FINISH_REASON_UNSPECIFIED", ""})
 
@@ -101,16 +105,15 @@ class GoogleAdapter:
         )
         name = _name(request.model, spec)
         _raise_if_blocked(response, name)
-        for part in response.parts or []:
-            inline = part.inline_data
-            if inline is not None and inline.data and (inline.mime_type or "image/").startswith("image/"):
-                return ImageResult(
-                    data=inline.data,
-                    mime_type=inline.mime_type or "image/png",
-                    request_id=response.response_id,
-                    warnings=warnings,
-                )
-        raise _no_image(response, name)
+        image = final_image(response.parts or [])
+        if image is None:
+            raise _no_image(response, name)
+        return ImageResult(
+            data=image.data or b"",
+            mime_type=image.mime_type or "image/png",
+            request_id=response.response_id,
+            warnings=warnings,
+        )
 
     async def describe_model(self, api_model: str, modality: Modality | None = None) -> ModelListing:
         """``GET /{version}/models/{model}``: 404 NOT_FOUND is ``found=False``; Gemini announces no shutdown dates."""
@@ -173,7 +176,8 @@ class GoogleAdapter:
 
     def _classify(self, exc: genai_errors.APIError, name: str, spec: ModelSpec | None) -> ProviderError:
         code = exc.code if isinstance(exc.code, int) else None
-        message = self._safe(str(exc.message or exc.status or ""))
+        raw = str(exc.message or exc.status or "")
+        message = self._safe(raw)
         text = f"Gemini {code} {exc.status or ''}".rstrip() + (f": {message}" if message else "")
         details = _error_details(exc.details)
 
@@ -182,7 +186,8 @@ class GoogleAdapter:
 
         if code == 429:
             retry_after = retry_after_from_google_details(details)
-            if retry_after is None and _quota_exhausted(message, details):
+            # The whole message: "limit: 0" sits past the length the user-facing text is cut to.
+            if quota_exhausted(raw, details, retry_after=retry_after):
                 return error(ErrorKind.QUOTA_EXHAUSTED)
             return error(ErrorKind.RATE_LIMITED, retry_after=retry_after)
         if code in (401, 403) or (code == 400 and _invalid_key(message, details)):
@@ -242,7 +247,7 @@ def _raise_if_blocked(response: types.GenerateContentResponse, name: str) -> Non
 
 def _no_image(response: types.GenerateContentResponse, name: str) -> ProviderError:
     reason = _enum_text(response.candidates[0].finish_reason if response.candidates else None)
-    prose = " ".join(part.text for part in response.parts or [] if part.text)
+    prose = " ".join(part.text for part in response.parts or [] if part.text and not part.thought)
     said = " ".join(prose.split())[:120]
     if reason in _DECLINED_FINISH:
         message = f"the model returned no image (finish reason {reason or 'none'})"
@@ -259,16 +264,50 @@ def _error_details(body: Any) -> list[Any]:
     return list(details) if isinstance(details, list) else []
 
 
-def _quota_exhausted(message: str, details: list[Any]) -> bool:
-    if "exceeded your current quota" in message.lower():
+def quota_exhausted(message: str, details: list[Any], *, retry_after: float | None) -> bool:
+    """Whether a 429 means the quota is spent rather than a short burst limit.
+
+    A zero limit (a free tier the model is not offered on) or a per-day quota will not lift within
+    any wait worth holding a worker for, so Google's RetryInfo (sent on these too) is ignored.
+    Otherwise the generic "exceeded your current quota" wording counts only without RetryInfo:
+    with it, it is a per-minute limit that the wait clears.
+    """
+    if _ZERO_LIMIT.search(message) or any(_spent_violation(violation) for violation in _violations(details)):
         return True
-    for detail in details:
-        if not isinstance(detail, Mapping) or not str(detail.get("@type", "")).endswith("google.rpc.QuotaFailure"):
-            continue
-        for violation in detail.get("violations") or []:
-            if isinstance(violation, Mapping) and "perday" in str(violation.get("quotaId", "")).lower():
-                return True
-    return False
+    return retry_after is None and "exceeded your current quota" in message.lower()
+
+
+def _violations(details: list[Any]) -> list[Mapping[str, Any]]:
+    return [
+        violation
+        for detail in details
+        if isinstance(detail, Mapping) and str(detail.get("@type", "")).endswith("google.rpc.QuotaFailure")
+        for violation in detail.get("violations") or []
+        if isinstance(violation, Mapping)
+    ]
+
+
+def _spent_violation(violation: Mapping[str, Any]) -> bool:
+    return "perday" in str(violation.get("quotaId", "")).lower() or str(violation.get("quotaValue", "")) == "0"
+
+
+def final_image(parts: list[types.Part]) -> types.Blob | None:
+    """The picture a Gemini image model settled on, or None.
+
+    Gemini 3 image models think in pictures: up to two interim drafts come before the final image.
+    Drafts flagged ``thought`` are skipped. A ``thoughtSignature`` says nothing either way (the docs
+    put one on the final image itself, and some responses sign the drafts too), so among the rest
+    the last one wins: the final image always comes after its drafts. When every image is flagged,
+    the last one is the final render (it closes the thinking), never an earlier draft.
+    """
+    images = [part for part in parts if _is_image(part)]
+    settled = [part for part in images if not part.thought] or images
+    return settled[-1].inline_data if settled else None
+
+
+def _is_image(part: types.Part) -> bool:
+    inline = part.inline_data
+    return inline is not None and bool(inline.data) and (inline.mime_type or "image/").startswith("image/")
 
 
 def _invalid_key(message: str, details: list[Any]) -> bool:

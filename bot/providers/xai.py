@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 MAX_API_REFERENCES = 5  # images/edits takes up to 5 images on 2.0 (s5.2)
 FALLBACK_RATIO = "auto"
 _REFUSED_FINISH = frozenset({"content_filter"})
+MODERATED_REQUEST = "xAI's moderation returned no image for the prompt"
+MODERATED_IMAGE = "xAI's moderation withheld the image"
 _LISTINGS = {Modality.IMAGE: "image-generation-models", Modality.VIDEO: "video-generation-models"}
 
 
@@ -102,11 +104,10 @@ class XAIAdapter:
                 body["aspect_ratio"] = ratio
         response = await self._http.request("POST", path, model=request.model, body=body)
         request_id = response.headers.get("x-request-id")
-        answer = read_json(response, request.model)
+        item = _image_item(read_json(response, request.model), request.model, request_id)
         try:
-            item = answer["data"][0]
             data = base64.b64decode(item["b64_json"], validate=True)
-        except (KeyError, IndexError, TypeError, binascii.Error) as exc:
+        except (KeyError, TypeError, binascii.Error) as exc:
             raise ProviderError(
                 ErrorKind.TRANSIENT, "xAI sent no image", model=request.model, request_id=request_id
             ) from exc
@@ -143,6 +144,24 @@ class XAIAdapter:
     async def check(self, model: str) -> bool:
         """True when xAI knows ``model`` (GET models/{id}); False on 404; other failures raise."""
         return (await self.describe_model(model)).found
+
+
+def _image_item(answer: Any, model: str, request_id: str | None) -> dict[str, Any]:
+    """The one image asked for, once xAI's silent moderation is ruled out.
+
+    xAI moderates with HTTP 200: a blocked request comes back as ``data: []``, a blocked picture as
+    ``respect_moderation: false`` with no bytes or with a stand-in picture. Either way the prompt is
+    what must change, so it is content policy: a retry on the same model would pay for the same refusal.
+    """
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if data == []:
+        raise ProviderError(ErrorKind.CONTENT_POLICY, MODERATED_REQUEST, model=model, request_id=request_id)
+    item = data[0] if isinstance(data, list) else None
+    if not isinstance(item, dict):
+        raise ProviderError(ErrorKind.TRANSIENT, "xAI sent no image", model=model, request_id=request_id)
+    if item.get("respect_moderation") is False:
+        raise ProviderError(ErrorKind.CONTENT_POLICY, MODERATED_IMAGE, model=model, request_id=request_id)
+    return item
 
 
 def _usable_references(

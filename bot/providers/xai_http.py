@@ -1,8 +1,9 @@
 """xAI's HTTP plumbing: the httpx clients, and every failure classified into a ``ProviderError``.
 
-provider-apis.md s7: xAI reports a bad key as 400, content policy as 403, spent credits as 429 (like
-a rate limit), overload as 529, and phrases its error bodies three ways: ``{"code", "error": str}``,
-OpenAI's ``{"error": {"message", "code", "type"}}``, or a bare string. All three are parsed.
+provider-apis.md s7: xAI reports a bad key as 400, content policy as 403, spent credits as 429 or
+403 (like a rate limit or a refusal), overload as 529, and phrases its error bodies three ways:
+``{"code", "error": str}``, OpenAI's ``{"error": {"message", "code", "type"}}``, or a bare string.
+All three are parsed, and a message that arrives percent-encoded is decoded first.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import re
 from collections.abc import Collection
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -29,6 +30,8 @@ NO_KEY = "no key set (set XAI_API_KEY)"
 TRANSIENT_STATUSES = frozenset({408, 529})
 _BAD_KEY = re.compile(r"api[ _-]?key", re.IGNORECASE)
 _BAD_KEY_WORDS = ("invalid", "incorrect", "no api key", "not valid", "missing", "malformed")
+# xAI's 400 for a token it cannot authenticate at all: "Bad credentials. [WKE=unauthenticated:bad-credentials]".
+_BAD_CREDENTIALS = re.compile(r"bad credentials|unauthenticated", re.IGNORECASE)
 _CONTENT_403 = re.compile(r"content|guideline|moderat|safety|violat", re.IGNORECASE)
 # A 400 is a plain bad request unless it clearly speaks of the content rules.
 _CONTENT_400 = re.compile(r"usage guidelines|content polic|moderat|safety check|violates", re.IGNORECASE)
@@ -42,30 +45,38 @@ def error_details(response: httpx.Response) -> tuple[str, str]:
     try:
         body: Any = json.loads(text)
     except ValueError:
-        return ("" if text.lstrip().startswith("<") else text), ""  # an HTML error page says nothing useful
+        return ("" if text.lstrip().startswith("<") else _decoded(text)), ""  # an HTML page says nothing useful
     if isinstance(body, str):
-        return body, ""
+        return _decoded(body), ""
     if not isinstance(body, dict):
         return "", ""
     inner = body.get("error")
     if isinstance(inner, dict):
-        return str(inner.get("message") or ""), str(inner.get("code") or inner.get("type") or "")
+        return _decoded(str(inner.get("message") or "")), str(inner.get("code") or inner.get("type") or "")
     if isinstance(inner, str):
-        return inner, str(body.get("code") or "")
-    return str(body.get("message") or ""), str(body.get("code") or "")
+        return _decoded(inner), str(body.get("code") or "")
+    return _decoded(str(body.get("message") or "")), str(body.get("code") or "")
+
+
+def _decoded(message: str) -> str:
+    """Some xAI errors arrive percent-encoded ("Incorrect%20API%20key%20provided:..."): not one real space."""
+    return unquote(message) if "%20" in message and " " not in message else message
 
 
 def kind_for(status: int, message: str, code: str) -> ErrorKind:
     text = f"{message} {code}"
     lowered = text.lower()
-    if status == 400 and _BAD_KEY.search(text) and any(word in lowered for word in _BAD_KEY_WORDS):
+    bad_key = _BAD_KEY.search(text) and any(word in lowered for word in _BAD_KEY_WORDS)
+    if status == 400 and (bad_key or _BAD_CREDENTIALS.search(message)):
         return ErrorKind.AUTH
     if status == 400 and _CONTENT_400.search(text):
         return ErrorKind.CONTENT_POLICY
     if status == 401:
         return ErrorKind.AUTH
-    if status == 403:
-        return ErrorKind.CONTENT_POLICY if _CONTENT_403.search(text) else ErrorKind.AUTH
+    if status == 403 and _CONTENT_403.search(text):
+        return ErrorKind.CONTENT_POLICY
+    if status == 403:  # spent credits or spending limit say nothing of the key
+        return ErrorKind.QUOTA_EXHAUSTED if _SPENT.search(text) else ErrorKind.AUTH
     if status == 404:
         return ErrorKind.MODEL_RETIRED
     if status == 429:

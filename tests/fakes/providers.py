@@ -37,7 +37,9 @@ Route names (stable; use them with ``script``, ``fail_always`` and ``calls``):
 for each request: record it, then the API key (missing -> the provider's auth answer; not in
 ``valid_keys`` when that is set -> ``Fault.auth()``), then the body (unparseable -> 400), then a
 retired model (``retire``), then the next scripted fault (exact route before wildcard, scripted
-before ``fail_always``), else the normal answer. Faults are in ``providers_core.Fault``.
+before ``fail_always``), else the normal answer. Faults are in ``providers_core.Fault``; the
+recorded variants some of them take (``shape=``) are listed in ``providers_core.SHAPES``, and each
+provider module builds them with the public source of the real body cited next to it.
 
 Missing keys: OpenAI 401, Gemini 403 PERMISSION_DENIED ("unregistered callers", as the real API
 answers a request without a key), xAI 400 (xAI reports key problems as 400).
@@ -65,6 +67,7 @@ from tests.fakes.providers_core import (
     FaultKind,
     RecordedRequest,
     Route,
+    check_shape,
     html_error,
     jpeg_bytes,
     json_response,
@@ -206,6 +209,7 @@ class FakeProviders:
     # --- dispatch ---------------------------------------------------------------------------
 
     def _check(self, route: str, fault: Fault) -> None:
+        check_shape(route, fault)
         provider, _, rest = route.partition(".")
         if rest == "*":
             if not any(name.startswith(f"{provider}.") for name in self._route_names):

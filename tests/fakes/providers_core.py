@@ -47,6 +47,8 @@ class FaultKind(StrEnum):
     QUOTA = "quota"
     AUTH = "auth"
     HTTP = "http"
+    THOUGHT_IMAGES = "thought_images"
+    MODERATED_IMAGE = "moderated_image"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Fault:
     html: bool = False
     seconds: float = 0.0
     reason: str | None = None
+    shape: str | None = None  # one recorded variant of the fault (see SHAPES)
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -76,9 +79,12 @@ class Fault:
         return cls(FaultKind.OK, delay=seconds)
 
     @classmethod
-    def rate_limit(cls, retry_after: float | None = None, retry_after_ms: int | None = None) -> Fault:
-        """429. OpenAI/xAI send ``Retry-After`` (and OpenAI ``retry-after-ms``); Gemini sends RetryInfo."""
-        return cls(FaultKind.RATE_LIMIT, retry_after=retry_after, retry_after_ms=retry_after_ms)
+    def rate_limit(
+        cls, retry_after: float | None = None, retry_after_ms: int | None = None, *, shape: str | None = None
+    ) -> Fault:
+        """429. OpenAI/xAI send ``Retry-After`` (and OpenAI ``retry-after-ms``); Gemini sends RetryInfo.
+        Shapes: Gemini "free-tier-per-minute" (a per-minute token quota that names a non-zero limit)."""
+        return cls(FaultKind.RATE_LIMIT, retry_after=retry_after, retry_after_ms=retry_after_ms, shape=shape)
 
     @classmethod
     def server_error(cls, status: int = 500, *, html: bool = False) -> Fault:
@@ -131,14 +137,29 @@ class Fault:
         return cls(FaultKind.RETIRED)
 
     @classmethod
-    def quota(cls) -> Fault:
-        """429 that must not be retried: OpenAI insufficient_quota, xAI spent credits, Gemini daily quota."""
-        return cls(FaultKind.QUOTA)
+    def quota(cls, shape: str | None = None) -> Fault:
+        """429 that must not be retried: OpenAI insufficient_quota, xAI spent credits, Gemini daily quota.
+        Shapes: Gemini "free-tier-limit-0" and "per-day-with-retry" (both carry RetryInfo), xAI
+        "credits-403" and "no-credits-403" (spent credits reported as 403)."""
+        return cls(FaultKind.QUOTA, shape=shape)
 
     @classmethod
-    def auth(cls) -> Fault:
-        """Bad key: OpenAI 401 invalid_api_key, Gemini 400 API_KEY_INVALID, xAI 400 incorrect key."""
-        return cls(FaultKind.AUTH)
+    def auth(cls, shape: str | None = None) -> Fault:
+        """Bad key: OpenAI 401 invalid_api_key, Gemini 400 API_KEY_INVALID, xAI 400 incorrect key.
+        Shapes: xAI "percent-encoded" and "bad-credentials" (400s whose message is percent-encoded)."""
+        return cls(FaultKind.AUTH, shape=shape)
+
+    @classmethod
+    def thought_images(cls, shape: str = "flagged") -> Fault:
+        """Gemini only: 200 whose parts hold interim draft images before the final one.
+        Shapes: "flagged", "signed", "flagged-final", "unmarked" (see providers_google)."""
+        return cls(FaultKind.THOUGHT_IMAGES, shape=shape)
+
+    @classmethod
+    def moderated_image(cls, shape: str = "nulls") -> Fault:
+        """xAI images only: 200 where moderation withheld the picture.
+        Shapes: "nulls", "placeholder", "empty" (see providers_xai)."""
+        return cls(FaultKind.MODERATED_IMAGE, shape=shape)
 
     @classmethod
     def http(cls, status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> Fault:
@@ -152,6 +173,8 @@ ROUTE_ONLY_FAULTS: dict[FaultKind, frozenset[str]] = {
     FaultKind.IMAGE_SAFETY: frozenset({"google.generate_content"}),
     FaultKind.TEXT_ONLY: frozenset({"google.generate_content"}),
     FaultKind.VIDEO_FAILED: frozenset({"xai.videos.poll"}),
+    FaultKind.THOUGHT_IMAGES: frozenset({"google.generate_content"}),
+    FaultKind.MODERATED_IMAGE: frozenset({"xai.images.generate", "xai.images.edit"}),
     FaultKind.CONTENT_POLICY: frozenset(
         {
             "openai.images.generate",
@@ -164,6 +187,37 @@ ROUTE_ONLY_FAULTS: dict[FaultKind, frozenset[str]] = {
         }
     ),
 }
+
+
+# The recorded variants each fault kind knows, and the provider whose routes may answer with them.
+SHAPES: dict[FaultKind, dict[str, str]] = {
+    FaultKind.RATE_LIMIT: {"free-tier-per-minute": "google"},
+    FaultKind.QUOTA: {
+        "free-tier-limit-0": "google",
+        "per-day-with-retry": "google",
+        "credits-403": "xai",
+        "no-credits-403": "xai",
+    },
+    FaultKind.AUTH: {"percent-encoded": "xai", "bad-credentials": "xai"},
+    FaultKind.THOUGHT_IMAGES: {
+        "flagged": "google",
+        "signed": "google",
+        "flagged-final": "google",
+        "unmarked": "google",
+    },
+    FaultKind.MODERATED_IMAGE: {"nulls": "xai", "placeholder": "xai", "empty": "xai"},
+}
+
+
+def check_shape(route: str, fault: Fault) -> None:
+    """Raise ValueError when ``fault.shape`` is unknown for its kind or belongs to another provider."""
+    if fault.shape is None:
+        return
+    provider = SHAPES.get(fault.kind, {}).get(fault.shape)
+    if provider is None:
+        raise ValueError(f"{fault.kind} has no shape {fault.shape!r}; known: {sorted(SHAPES.get(fault.kind, {}))}")
+    if route.split(".", 1)[0] != provider:
+        raise ValueError(f"shape {fault.shape!r} is {provider}'s, not for {route!r}")
 
 
 @dataclass

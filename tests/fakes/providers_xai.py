@@ -1,6 +1,7 @@
 """xAI's wire shapes for the fake provider server, served under /xai/v1. See provider-apis.md s5, s6, s7, s12.
 
-Errors use xAI's observed shape ``{"code": "<gRPC status text>", "error": "<message>"}``.
+Errors use xAI's observed shape ``{"code": "<gRPC status text>", "error": "<message>"}``. xAI moderates
+images silently, with HTTP 200 (``Fault.moderated_image``); spent credits come as 429 or 403.
 """
 
 from __future__ import annotations
@@ -40,6 +41,26 @@ _UNSUPPORTED_IMAGE_ARGS = ("size", "style")
 _INVALID_ARGUMENT = "Client specified an invalid argument"
 _NOT_FOUND = "Some requested entity was not found"
 _EXHAUSTED = "Some resource has been exhausted"
+_DENIED = "The caller does not have permission to execute the specified operation"
+# Recorded: github.com/continuedev/continue/issues/10373 (429) and warpdotdev/warp#14863 (the same
+# words as a 403 Forbidden).
+_SPENT = (
+    "Your team 00000000-fake has either used all available credits or reached its monthly spending limit. "
+    "To continue making API requests, please purchase more credits or raise your spending limit."
+)
+# Recorded: github.com/griptape-ai/griptape-nodes-engine/issues/1079 (403 with the code field as below).
+_NO_CREDITS = (
+    "Your newly created teams doesn't have any credits yet. You can purchase credits on "
+    "https://console.x.ai/team/00000000-fake."
+)
+# Recorded with percent-encoding kept: github.com/superlanding/x-meet, prompt.md (both 400s).
+_PERCENT_ENCODED = {
+    "percent-encoded": (
+        "Incorrect%20API%20key%20provided:%20YO***EY.%20You%20can%20obtain%20an%20API%20key%20from%20"
+        "https://console.x.ai."
+    ),
+    "bad-credentials": "Bad%20credentials.%20[WKE=unauthenticated:bad-credentials]",
+}
 _SERVER_ERRORS = {500: "Internal error", 503: "The service is currently unavailable", 529: "Service overloaded"}
 
 
@@ -79,13 +100,16 @@ class XaiDialect:
             case FaultKind.RATE_LIMIT:
                 headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
                 return error(429, _EXHAUSTED, f"Too many requests for model {model}. Please slow down.", headers)
+            case FaultKind.QUOTA if fault.shape == "credits-403":
+                return error(403, _DENIED, _SPENT)
+            case FaultKind.QUOTA if fault.shape == "no-credits-403":
+                return error(403, _DENIED, _NO_CREDITS)
             case FaultKind.QUOTA:
-                message = (
-                    "Your team 00000000-fake has either used all available credits or reached its monthly spending "
-                    "limit. To continue making API requests, please purchase more credits or raise your spending limit."
-                )
-                return error(429, _EXHAUSTED, message)
+                return error(429, _EXHAUSTED, _SPENT)
+            case FaultKind.AUTH if fault.shape is not None:
+                return error(400, _INVALID_ARGUMENT, _PERCENT_ENCODED[fault.shape])
             case FaultKind.AUTH:
+                # Recorded: github.com/mangeshraut712/mangeshrautarchive, GROK_KEY_ISSUE.md.
                 message = "Incorrect API key provided: xa***. You can obtain an API key from https://console.x.ai."
                 return error(400, _INVALID_ARGUMENT, message)
             case FaultKind.RETIRED:
@@ -109,10 +133,39 @@ class XaiDialect:
                 return json_response({"status": "failed", "error": {"code": fault.reason, "message": fault.body}})
             case FaultKind.TRUNCATED:
                 return await videos_download(call, truncate=True)
+            case FaultKind.MODERATED_IMAGE:
+                return json_response(_moderated_images(fault.shape or "nulls"))
         raise ValueError(f"xAI routes cannot answer {fault.kind}")
 
 
 DIALECT = XaiDialect()
+
+
+def placeholder_image() -> bytes:
+    """The stand-in picture a moderated answer may carry instead of nothing: a decodable JPEG."""
+    return jpeg_bytes(64, 64, seed="moderated")
+
+
+def _moderated_images(shape: str) -> dict[str, Any]:
+    """HTTP 200 answers in which moderation withheld the picture.
+
+    Recorded in github.com/vercel/ai/issues/19168 (with its reproduction in vercel/ai#19185) and in
+    xai-org/xai-sdk-python, src/xai_sdk/image.py (``respect_moderation`` per image; a flagged image
+    has no base64 and no url):
+    "nulls": the flagged slot with ``url`` and ``b64_json`` null;
+    "placeholder": the flagged slot still carrying a picture (a stand-in, not the one asked for);
+    "empty": the whole request blocked, ``data: []``.
+    """
+    usage = {"cost_in_usd_ticks": 200_000_000}
+    match shape:
+        case "nulls":
+            return {"data": [{"url": None, "b64_json": None, "respect_moderation": False}], "usage": usage}
+        case "placeholder":
+            item = {"b64_json": b64(placeholder_image()), "mime_type": "image/jpeg", "respect_moderation": False}
+            return {"data": [item], "usage": usage}
+        case "empty":
+            return {"data": [], "usage": usage}
+    raise ValueError(f"unknown moderated-image shape {shape!r}")
 
 
 def _image_data(call: Call, prompt: str, n: int) -> web.Response:

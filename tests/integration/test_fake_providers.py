@@ -310,6 +310,45 @@ async def test_gemini_safety_outcomes_are_200(fake: FakeProviders, gemini: genai
     assert not any(part.inline_data for part in prose.parts or [])
 
 
+async def test_gemini_thought_images_reach_the_sdk_with_their_marks(fake: FakeProviders, gemini: genai.Client):
+    fake.script("google.generate_content", [Fault.thought_images("flagged"), Fault.thought_images("signed")])
+    flagged = await gemini.aio.models.generate_content(
+        model="gemini-3-pro-image", contents="x", config=IMAGE_MODALITIES
+    )
+    signed = await gemini.aio.models.generate_content(model="gemini-3-pro-image", contents="x", config=IMAGE_MODALITIES)
+
+    parts = flagged.parts or []
+    assert [bool(part.thought) for part in parts] == [True, True, True, False, False]
+    assert [part.thought_signature is not None for part in parts] == [False, False, False, True, True]
+    images = [part.inline_data.data or b"" for part in parts if part.inline_data]
+    assert [_decoded_size(image, "PNG") for image in images] == [(32, 32), (32, 32), (64, 64)]
+    signed_parts = signed.parts or []
+    assert not any(part.thought for part in signed_parts)
+    assert all(part.thought_signature for part in signed_parts if part.inline_data)
+    assert [part.inline_data.data for part in signed_parts if part.inline_data][-1] == images[-1]
+
+
+@pytest.mark.parametrize(
+    ("fault", "says", "quota_ids", "retry_delay"),
+    [
+        (Fault.quota("free-tier-limit-0"), "limit: 0, model: gemini-3.1-flash-image", "PerMinute", "38s"),
+        (Fault.quota("per-day-with-retry"), "exceeded your current quota", "PerDay", "47s"),
+        (Fault.rate_limit(shape="free-tier-per-minute"), "limit: 125000", "PerMinute", "45s"),
+    ],
+)
+async def test_gemini_recorded_429_bodies(
+    fake: FakeProviders, gemini: genai.Client, fault: Fault, says: str, quota_ids: str, retry_delay: str
+):
+    fake.script("google.generate_content", [fault])
+    with pytest.raises(genai_errors.ClientError) as caught:
+        await gemini.aio.models.generate_content(model="gemini-3.1-flash-image", contents="x", config=IMAGE_MODALITIES)
+    assert (caught.value.code, caught.value.status) == (429, "RESOURCE_EXHAUSTED")
+    assert says in (caught.value.message or "")
+    details = {detail["@type"].rsplit(".", 1)[-1]: detail for detail in caught.value.details["error"]["details"]}
+    assert details["RetryInfo"]["retryDelay"] == retry_delay
+    assert any(quota_ids in violation["quotaId"] for violation in details["QuotaFailure"]["violations"])
+
+
 async def test_gemini_transport_faults(fake: FakeProviders):
     client = await _genai_client(fake, "v1beta", timeout_ms=200)
     fake.script("google.generate_content", [Fault.reset(), Fault.hang(), Fault.malformed()])
@@ -440,6 +479,38 @@ async def test_xai_faults(fake: FakeProviders, xai: httpx.AsyncClient, fault: Fa
     assert text in response.json()["error"] and response.json()["code"]
 
 
+@pytest.mark.parametrize(
+    ("fault", "status", "text"),
+    [
+        (Fault.quota("credits-403"), 403, "reached its monthly spending limit"),
+        (Fault.quota("no-credits-403"), 403, "doesn't have any credits yet"),
+        (Fault.auth("percent-encoded"), 400, "Incorrect%20API%20key%20provided"),
+        (Fault.auth("bad-credentials"), 400, "Bad%20credentials."),
+    ],
+)
+async def test_xai_recorded_error_bodies(
+    fake: FakeProviders, xai: httpx.AsyncClient, fault: Fault, status: int, text: str
+):
+    fake.script("xai.images.generate", [fault])
+    response = await xai.post("/images/generations", json={"model": "grok-imagine-image", "prompt": "p"})
+    assert response.status_code == status
+    assert text in response.json()["error"] and response.json()["code"]
+
+
+async def test_xai_moderated_image_bodies(fake: FakeProviders, xai: httpx.AsyncClient):
+    shapes = ["nulls", "placeholder", "empty"]
+    fake.script("xai.images.generate", [Fault.moderated_image(shape) for shape in shapes])
+    bodies = [
+        (await xai.post("/images/generations", json={"prompt": "p", "response_format": "b64_json"})).json()
+        for _ in shapes
+    ]
+    nulls, placeholder, empty = (body["data"] for body in bodies)
+    assert nulls == [{"url": None, "b64_json": None, "respect_moderation": False}]
+    assert placeholder[0]["respect_moderation"] is False
+    assert _decoded_size(base64.b64decode(placeholder[0]["b64_json"]), "JPEG") == (64, 64)
+    assert empty == []
+
+
 async def test_xai_rate_limit_missing_key_models_and_chat(fake: FakeProviders, xai: httpx.AsyncClient):
     fake.fail_always("xai.images.generate", Fault.rate_limit(retry_after=3))
     limited = await xai.post("/images/generations", json={"prompt": "p"})
@@ -468,6 +539,12 @@ async def test_script_validation_wildcards_and_reset(fake: FakeProviders, xai: h
         fake.script("openai.images.generat", [Fault.ok()])
     with pytest.raises(ValueError, match="does not apply"):
         fake.script("openai.images.generate", [Fault.truncated()])
+    with pytest.raises(ValueError, match="has no shape"):
+        fake.script("google.generate_content", [Fault.quota("free-tier-limit-1")])
+    with pytest.raises(ValueError, match="is xai's"):
+        fake.script("google.generate_content", [Fault.quota("credits-403")])
+    with pytest.raises(ValueError, match="does not apply"):
+        fake.script("xai.videos.poll", [Fault.moderated_image()])
 
     fake.fail_always("xai.*", Fault.auth())
     assert (await xai.get("/models")).status_code == 400

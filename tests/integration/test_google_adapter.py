@@ -12,11 +12,14 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from bot.clock import FakeClock
+from bot.domain import Modality, RoutingConfig
 from bot.errors import ErrorKind, ProviderError
-from bot.providers.base import ImageRequest, ReferenceImage, StoryRequest
+from bot.providers.base import ImageRequest, ImageResult, ReferenceImage, StoryRequest
 from bot.providers.google import GoogleAdapter
 from bot.providers.story_prompt import SYSTEM_PROMPT
-from bot.registry import Registry
+from bot.registry import ModelSpec, Registry
+from bot.routing import ModelRouter
 from bot.settings import load_settings
 from tests.fakes.providers import FakeProviders, Fault, png_bytes
 from tests.fakes.providers_core import decode_base64
@@ -157,6 +160,42 @@ async def test_aclose_closes_the_session_and_the_adapter_reopens(fake: FakeProvi
     assert len(fake.calls(GENERATE)) == 2
 
 
+# --- interim "thought" images --------------------------------------------------------------------
+
+FINAL = png_bytes(114, 64, seed="Mira lights the lantern")  # what the fake's final part carries for 16:9
+
+
+@pytest.mark.parametrize("shape", ["flagged", "signed", "flagged-final", "unmarked"])
+async def test_the_final_image_is_returned_not_a_draft(fake: FakeProviders, adapter: GoogleAdapter, shape: str) -> None:
+    fake.script(GENERATE, [Fault.thought_images(shape)])
+    result = await adapter.generate_image(_image_request())
+    assert result.data == FINAL and result.mime_type == "image/png"
+    assert len(fake.calls(GENERATE)) == 1
+
+
+async def test_the_signed_final_image_of_an_ordinary_answer_is_returned(
+    fake: FakeProviders, adapter: GoogleAdapter
+) -> None:
+    result = await adapter.generate_image(_image_request())  # the fake signs its final image, as Gemini 3 does
+    assert result.data == FINAL
+
+
+async def test_thinking_prose_stays_out_of_a_refusal(fake: FakeProviders, adapter: GoogleAdapter) -> None:
+    body = {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": "secret plan", "thought": True}, {"text": "No."}]},
+                "finishReason": "STOP",
+                "index": 0,
+            }
+        ]
+    }
+    fake.script(GENERATE, [Fault.http(200, body)])
+    error = await _error(adapter.generate_image(_image_request()))
+    assert error.kind is ErrorKind.CONTENT_POLICY
+    assert str(error).endswith(": No.") and "secret plan" not in str(error)
+
+
 # --- safety outcomes (HTTP 200) ------------------------------------------------------------------
 
 
@@ -246,6 +285,49 @@ async def test_quota_message_with_retry_info_is_a_rate_limit(fake: FakeProviders
     fake.script(GENERATE, [Fault.http(429, body)])
     error = await _error(adapter.generate_image(_image_request()))
     assert (error.kind, error.retry_after) == (ErrorKind.RATE_LIMITED, 30.0)
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "retry_after"),
+    [
+        (Fault.quota("free-tier-limit-0"), ErrorKind.QUOTA_EXHAUSTED, None),
+        (Fault.quota("per-day-with-retry"), ErrorKind.QUOTA_EXHAUSTED, None),
+        (Fault.rate_limit(shape="free-tier-per-minute"), ErrorKind.RATE_LIMITED, 45.0),
+    ],
+    ids=["limit-0-with-retry-info", "per-day-with-retry-info", "per-minute-token-quota"],
+)
+async def test_recorded_quota_bodies(
+    fake: FakeProviders, adapter: GoogleAdapter, fault: Fault, kind: ErrorKind, retry_after: float | None
+) -> None:
+    fake.script(GENERATE, [fault])
+    error = await _error(adapter.generate_image(_image_request()))
+    assert (error.kind, error.retry_after, error.status) == (kind, retry_after, 429)
+    assert len(str(error)) < 260
+
+
+def _router(primary: str) -> ModelRouter:
+    """A router whose chain is ``primary`` then the local model, with every key present."""
+    settings = load_settings()
+    clock = FakeClock()
+    loaded = Registry.load(settings, clock=clock)
+    registry = Registry(loaded.specs(), loaded.aliases, key_present=lambda env: True, clock=clock)
+    routing = dict(settings.routing)
+    routing[Modality.IMAGE] = RoutingConfig(primary_model=primary, fallbacks=[], max_retries=3, retry_delay_ms=100)
+    return ModelRouter(registry, routing, clock)
+
+
+async def test_an_exhausted_free_tier_falls_back_at_once_despite_retry_info(
+    fake: FakeProviders, adapter: GoogleAdapter
+) -> None:
+    fake.fail_always(GENERATE, Fault.quota("free-tier-limit-0"))
+
+    async def draw(spec: ModelSpec) -> ImageResult | None:
+        return await adapter.generate_image(_image_request(model=spec.api_model)) if spec.provider == "google" else None
+
+    routed = await _router(IMAGE_MODEL).call(IMAGE_MODEL, Modality.IMAGE, draw)
+    assert routed.model_used == "local-sketch"
+    assert len(fake.calls(GENERATE)) == 1  # not retried on the same model, RetryInfo notwithstanding
+    assert routed.warnings[0].startswith(f"{IMAGE_MODEL} has used up its quota")
 
 
 async def test_retired_model_names_its_successor(fake: FakeProviders, adapter: GoogleAdapter) -> None:

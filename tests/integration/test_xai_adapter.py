@@ -13,9 +13,12 @@ import av
 import pytest
 from PIL import Image
 
+from bot.clock import FakeClock
+from bot.domain import Modality, RoutingConfig
 from bot.errors import ErrorKind, ProviderError
 from bot.providers.base import (
     ImageRequest,
+    ImageResult,
     ReferenceImage,
     StoryRequest,
     VideoPoll,
@@ -24,7 +27,8 @@ from bot.providers.base import (
 )
 from bot.providers.story_prompt import SYSTEM_PROMPT, user_prompt
 from bot.providers.xai import XAIAdapter
-from bot.registry import Registry
+from bot.registry import ModelSpec, Registry
+from bot.routing import ModelRouter
 from bot.settings import load_settings
 from tests.fakes.providers import FakeProviders, Fault, png_bytes
 from tests.fakes.providers_core import b64, decode_data_url, jpeg_bytes
@@ -167,8 +171,12 @@ FAULTS: list[tuple[str, Fault, ErrorKind, float | None]] = [
     ("rate-limit-no-hint", Fault.rate_limit(), ErrorKind.RATE_LIMITED, None),
     ("rate-limit-ms", Fault.http(429, {"error": "slow"}, {"retry-after-ms": "1500"}), ErrorKind.RATE_LIMITED, 1.5),
     ("spent-credits", Fault.quota(), ErrorKind.QUOTA_EXHAUSTED, None),
+    ("spent-credits-403", Fault.quota("credits-403"), ErrorKind.QUOTA_EXHAUSTED, None),
+    ("no-credits-yet-403", Fault.quota("no-credits-403"), ErrorKind.QUOTA_EXHAUSTED, None),
     ("spent-openai-shape", Fault.http(429, _CREDITS), ErrorKind.QUOTA_EXHAUSTED, None),
     ("bad-key-400", Fault.auth(), ErrorKind.AUTH, None),
+    ("bad-key-percent-encoded", Fault.auth("percent-encoded"), ErrorKind.AUTH, None),
+    ("bad-credentials-percent-encoded", Fault.auth("bad-credentials"), ErrorKind.AUTH, None),
     ("bad-key-openai-shape", Fault.http(400, _OPENAI_BAD_KEY), ErrorKind.AUTH, None),
     ("bad-key-bare-string", Fault.http(400, "Invalid API key"), ErrorKind.AUTH, None),
     ("401", Fault.http(401, {"code": "Unauthenticated", "error": "who are you"}), ErrorKind.AUTH, None),
@@ -183,7 +191,8 @@ FAULTS: list[tuple[str, Fault, ErrorKind, float | None]] = [
     ("502-html", Fault.server_error(502, html=True), ErrorKind.TRANSIENT, None),
     ("reset", Fault.reset(), ErrorKind.TRANSIENT, None),
     ("malformed-json", Fault.malformed(), ErrorKind.TRANSIENT, None),
-    ("no-data", Fault.http(200, {"data": []}), ErrorKind.TRANSIENT, None),
+    ("no-data", Fault.http(200, {"created": 1763700000}), ErrorKind.TRANSIENT, None),
+    ("no-bytes", Fault.http(200, {"data": [{"url": None, "b64_json": None}]}), ErrorKind.TRANSIENT, None),
 ]
 
 
@@ -196,6 +205,65 @@ async def test_image_faults_are_classified(
         await xai.generate_image(_image())
     assert (caught.value.kind, caught.value.retry_after) == (kind, retry_after)
     assert "<html" not in str(caught.value) and len(str(caught.value)) < 260
+
+
+async def test_a_percent_encoded_message_is_read_in_plain_words(fake: FakeProviders, xai: XAIAdapter) -> None:
+    fake.script("xai.images.generate", [Fault.auth("percent-encoded")])
+    with pytest.raises(ProviderError) as caught:
+        await xai.generate_image(_image())
+    assert "Incorrect API key provided" in str(caught.value) and "%20" not in str(caught.value)
+    assert caught.value.plain() == "grok-imagine-image rejected the API key"
+
+
+@pytest.mark.parametrize("shape", ["nulls", "placeholder", "empty"])
+@pytest.mark.parametrize("refs", [0, 2], ids=["generate", "edit"])
+async def test_silently_moderated_images_are_content_policy(
+    fake: FakeProviders, xai: XAIAdapter, shape: str, refs: int
+) -> None:
+    route = "xai.images.edit" if refs else "xai.images.generate"
+    fake.script(route, [Fault.moderated_image(shape)])
+    with pytest.raises(ProviderError) as caught:
+        await xai.generate_image(_image(refs=refs))
+    assert caught.value.kind is ErrorKind.CONTENT_POLICY and "moderation" in str(caught.value)
+    assert "rephras" in caught.value.plain()
+
+
+def _router(primary: str) -> ModelRouter:
+    """A router whose chain is ``primary`` then the local model, with every key present."""
+    settings = load_settings()
+    clock = FakeClock()
+    loaded = Registry.load(settings, clock=clock)
+    registry = Registry(loaded.specs(), loaded.aliases, key_present=lambda env: True, clock=clock)
+    routing = dict(settings.routing)
+    routing[Modality.IMAGE] = RoutingConfig(primary_model=primary, fallbacks=[], max_retries=3, retry_delay_ms=100)
+    return ModelRouter(registry, routing, clock)
+
+
+def _drawer(xai: XAIAdapter, drawn: list[ImageResult]) -> Callable[[ModelSpec], Awaitable[str]]:
+    async def draw(spec: ModelSpec) -> str:
+        if spec.provider != "xai":
+            return spec.key
+        drawn.append(await xai.generate_image(_image(model=spec.api_model)))
+        return spec.key
+
+    return draw
+
+
+async def test_a_moderated_placeholder_is_never_kept_nor_paid_for_twice(fake: FakeProviders, xai: XAIAdapter) -> None:
+    fake.fail_always("xai.images.generate", Fault.moderated_image("placeholder"))
+    drawn: list[ImageResult] = []
+    with pytest.raises(ProviderError) as caught:
+        await _router("grok-imagine-image").call("grok-imagine-image", Modality.IMAGE, _drawer(xai, drawn))
+    assert caught.value.kind is ErrorKind.CONTENT_POLICY
+    assert drawn == [] and len(fake.calls("xai.images.generate")) == 1
+
+
+async def test_spent_credits_on_403_fall_back_without_a_retry(fake: FakeProviders, xai: XAIAdapter) -> None:
+    fake.fail_always("xai.images.generate", Fault.quota("credits-403"))
+    routed = await _router("grok-imagine-image").call("grok-imagine-image", Modality.IMAGE, _drawer(xai, []))
+    assert routed.model_used == "local-sketch"
+    assert len(fake.calls("xai.images.generate")) == 1
+    assert routed.warnings[0].startswith("grok-imagine-image has used up its quota")
 
 
 async def test_edit_faults_are_classified_too(fake: FakeProviders, xai: XAIAdapter) -> None:
