@@ -22,6 +22,9 @@ BENCHES = (
     "health_cycle",
     "discord_ack",
     "status_render",
+    "media_loop",
+    "endless_clip",
+    "drip_deadline",
 )
 
 

@@ -2,7 +2,7 @@
 
 ``with fake_server(FakeSetup(...)) as url:`` starts ``python -m bench.fake_server '<setup json>'``,
 which runs ``tests.fakes.providers.FakeProviders`` configured from the setup and prints its URL;
-closing its stdin stops it.
+closing its stdin stops it (it then prints what it sent, for ``counters``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 MAX_SCENES = 10
 
@@ -24,6 +25,8 @@ class FakeSetup:
     latency_s: dict[str, float] = field(default_factory=dict)  # route -> fixed delay before every answer
     video_render_s: float | None = None  # a clip is pending until this long after its submit
     video_pending_polls: int = 0  # used when video_render_s is None
+    # route -> a Fault factory and its arguments, answered on every request: {"openai.chat": ["drip", 0.5]}
+    faults: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def story_reply() -> str:
@@ -43,13 +46,18 @@ async def _serve(setup: FakeSetup) -> None:
         fake.video_pending_polls = setup.video_pending_polls
         for route, seconds in setup.latency_s.items():
             fake.fail_always(route, Fault.latency(seconds))
+        for route, (factory, *arguments) in setup.faults.items():
+            fake.fail_always(route, getattr(Fault, factory)(*arguments))
         print(fake.url, flush=True)
         await asyncio.to_thread(sys.stdin.read)  # serve until the parent closes our stdin
+        counters = {"clip_bytes_sent": fake.clip_bytes_sent, "dripped_bytes": fake.dripped_bytes}
+        print(json.dumps(counters), flush=True)
 
 
 @contextlib.contextmanager
-def fake_server(setup: FakeSetup) -> Iterator[str]:
-    """Start FakeProviders in a separate process; yield its base URL."""
+def fake_server(setup: FakeSetup, counters: dict[str, int] | None = None) -> Iterator[str]:
+    """Start FakeProviders in a separate process; yield its base URL. Once it has stopped, ``counters``
+    (when given) holds what it sent: ``clip_bytes_sent`` and ``dripped_bytes``."""
     command = [sys.executable, "-m", "bench.fake_server", json.dumps(asdict(setup))]
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -66,6 +74,9 @@ def fake_server(setup: FakeSetup) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if counters is not None and proc.stdout is not None:
+            last = proc.stdout.read().strip().splitlines()
+            counters.update(json.loads(last[-1]) if last else {})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """StoryBot: the Discord front end. Wires a Runtime to discord.py, loads the cogs, runs the workers.
 
 ``run_bot(settings)`` is what ``storybot run`` calls when DISCORD_TOKEN is set. A token Discord
-rejects becomes a ConfigError (one line, exit 2), not a traceback.
+rejects becomes a ConfigError (one line, exit 2), not a traceback. A Discord that cannot be reached
+(no network, DNS, refused connections, 5xx) is waited out: one log line per attempt, with backoff,
+until it answers or the bot is stopped.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 from collections.abc import Iterator
 
+import aiohttp
 import discord
 import discord.gateway
 import discord.http
@@ -37,6 +41,11 @@ log = logging.getLogger(__name__)
 
 WORKER_STOP_S = 10.0  # in-flight jobs get this long to finish on shutdown; the rest are handed back
 API_VERSION_SUFFIX = re.compile(r"/api/v\d+$")
+LOGIN_FIRST_DELAY_S = 1.0
+LOGIN_MAX_DELAY_S = 60.0
+# What "Discord cannot be reached" looks like from discord.py: no network, a failed name lookup, a refused
+# or broken connection, a timeout (all OSErrors or aiohttp errors), and Discord's 5xx after its own retries.
+UNREACHABLE = (OSError, aiohttp.ClientError, discord.DiscordServerError, discord.GatewayNotFound)
 
 
 def api_base(url: str) -> str:
@@ -90,17 +99,21 @@ class StoryBot(commands.Bot):
         self.publisher: DiscordPublisher = runtime.publisher
         self.publisher.bind(self, runtime)
         self.worker = worker or runtime.worker()
+        self.supervisor = runtime.supervise(self.worker)
         self.synced: list[app_commands.AppCommand] = []
         self.ready_once = asyncio.Event()
+        self.stopping = asyncio.Event()  # set when close() begins: ends the wait between login attempts
         self._stop_workers = asyncio.Event()
         self._worker_task: asyncio.Task[object] | None = None
         self.health_server: HealthServer | None = None
         self.tree.error(self._on_app_command_error)
 
     async def setup_hook(self) -> None:
-        for cog in (StoryCog(self), ConfigCog(self), StatusCog(self)):
-            await self.add_cog(cog)
-        buttons.register(self)
+        # discord.py calls this from login(); a login retried after Discord could not be reached calls it again.
+        if not self.cogs:
+            for cog in (StoryCog(self), ConfigCog(self), StatusCog(self)):
+                await self.add_cog(cog)
+            buttons.register(self)
         guild_id = self.runtime.settings.dev_guild_id
         if guild_id is not None:
             guild = discord.Object(id=guild_id)
@@ -108,9 +121,10 @@ class StoryBot(commands.Bot):
             self.synced = await self.tree.sync(guild=guild)
         else:
             self.synced = await self.tree.sync()
-        self._worker_task = asyncio.create_task(self.worker.run_forever(self._stop_workers), name="storybot-workers")
-        self._worker_task.add_done_callback(_log_worker_exit)
-        await self._start_health()
+        if self._worker_task is None:
+            self._worker_task = asyncio.create_task(self.supervisor.run(self._stop_workers), name="storybot-workers")
+            self._worker_task.add_done_callback(_log_worker_exit)
+            await self._start_health()
 
     async def on_ready(self) -> None:
         if self.ready_once.is_set():
@@ -130,6 +144,7 @@ class StoryBot(commands.Bot):
         )
 
     async def close(self) -> None:
+        self.stopping.set()
         await self._stop_health()
         await self._stop_worker_pool()
         await self.publisher.close()
@@ -140,6 +155,7 @@ class StoryBot(commands.Bot):
         health = self.runtime.health
         health.alerts.notifiers.append(DiscordAlertNotifier(self))
         health.discord_connected = lambda: self.is_ready() and not self.is_closed()
+        health.workers_running = lambda: self.supervisor.running
         health.start()
         server = build_health_server(self.runtime.settings, health.report)
         if server is None:
@@ -205,7 +221,7 @@ async def run_bot(settings: Settings) -> int:
         raise ConfigError("DISCORD_TOKEN is not set")
     token = settings.discord_token.get_secret_value().strip()
     closing: list[asyncio.Future[None]] = []
-    with discord_endpoints(settings):
+    with discord_endpoints(settings), plain_reconnect_lines():
         async with build_runtime(settings) as runtime:
             bot = StoryBot(runtime)
             with on_sigterm(lambda: closing.append(asyncio.ensure_future(bot.close()))) as stop:
@@ -221,8 +237,83 @@ async def run_bot(settings: Settings) -> int:
 async def _serve(bot: StoryBot, token: str) -> None:
     try:
         async with bot:
-            await bot.start(token)
+            if await _log_in(bot, token):
+                await bot.connect()
     except discord.LoginFailure:
         raise ConfigError("Discord rejected DISCORD_TOKEN (login failed); copy the bot token again") from None
     except discord.PrivilegedIntentsRequired:
         raise ConfigError("Discord refused the bot's intents; enable them in the developer portal") from None
+
+
+async def _log_in(bot: StoryBot, token: str) -> bool:
+    """Log in, waiting out a Discord that cannot be reached with backoff; False if the bot was stopped first."""
+    delay = LOGIN_FIRST_DELAY_S
+    attempt = 0
+    while not bot.stopping.is_set():
+        attempt += 1
+        try:
+            await bot.login(token)
+            return True
+        except UNREACHABLE as exc:
+            if bot.stopping.is_set():
+                return False
+            log.warning("cannot reach Discord (%s; attempt %d); trying again in %.0f s",
+                        unreachable_reason(exc), attempt, delay)  # fmt: skip
+        except Exception:
+            if bot.stopping.is_set():
+                return False  # close() pulled the connection from under the attempt
+            raise
+        await _fresh_http_session(bot)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(bot.stopping.wait(), timeout=delay)
+        delay = min(delay * 2, LOGIN_MAX_DELAY_S)
+    return False
+
+
+async def _fresh_http_session(bot: StoryBot) -> None:
+    # Each login attempt opens a new aiohttp session on the client's connector; close the failed one (and
+    # the connector it owns), and let the next attempt make both anew, so nothing is left unclosed.
+    await bot.http.close()
+    bot.http.connector = discord.utils.MISSING
+
+
+def unreachable_reason(exc: BaseException) -> str:
+    """Why Discord could not be reached, in a few plain words (no address, no token)."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "its address could not be looked up"
+    if isinstance(exc, discord.DiscordServerError):
+        return f"Discord answered HTTP {exc.status}"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    errno = exc.os_error.errno if isinstance(exc, aiohttp.ClientConnectorError) else getattr(exc, "errno", None)
+    if isinstance(errno, int) and errno > 0:
+        return os.strerror(errno).lower()
+    if isinstance(exc, aiohttp.ClientError | discord.GatewayNotFound):
+        return "the connection failed"
+    return type(exc).__name__
+
+
+class _PlainReconnects(logging.Filter):
+    """discord.py logs every gateway reconnect with a full traceback (Client.connect); a lost connection is
+    expected and retried, so one line with the reason says all an operator needs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Attempting a reconnect"):
+            reason = unreachable_reason(record.exc_info[1]) if record.exc_info[1] else "unknown"
+            retry = record.args[0] if isinstance(record.args, tuple) and record.args else 0.0
+            record.msg, record.args = "lost the connection to Discord (%s); trying again in %.0f s", (reason, retry)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+@contextlib.contextmanager
+def plain_reconnect_lines() -> Iterator[None]:
+    """While the bot runs, discord.py's reconnect attempts are logged as one line each (``_PlainReconnects``)."""
+    client_log = logging.getLogger("discord.client")
+    quiet = _PlainReconnects()
+    client_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        client_log.removeFilter(quiet)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sqlite3
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.domain import StoryStatus
-from bot.errors import ConfigError, StorageError, UserInputError
+from bot.errors import ConfigError, StorageError, UserInputError, plain_words
 from bot.health.table import format_status
 from bot.progress import progress_of
 from bot.runtime import Runtime
@@ -26,7 +27,7 @@ from bot.stories import StoryOptions
 from bot.tables import format_models, format_queue
 from storage import scenes as scene_rows
 from storage import stories as story_rows
-from storage.db import Database
+from storage.db import RESTORE_HINT, Database, DatabaseDamaged, is_damaged
 
 DEMO_PROMPT = "a lighthouse keeper befriends a storm"
 EXIT_USAGE = 2
@@ -36,7 +37,10 @@ RESUME_HINT = "Run `storybot work` (or start the bot again) to finish."
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storybot", description="AI-illustrated stories, in Discord or offline.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what the workers do")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help="log what the workers do (debug); -vv also logs the libraries below, such as aiosqlite",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the Discord bot (no DISCORD_TOKEN: render a demo story offline)")
@@ -60,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("migrate", help="apply pending migrations")
+    db_sub.add_parser("check", help="run SQLite's integrity check: ok (exit 0) or what is wrong (exit 1)")
     backup = db_sub.add_parser("backup", help="write a consistent copy of the database (VACUUM INTO)")
     backup.add_argument("path", type=Path)
     return parser
@@ -74,18 +79,29 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UserInputError, StorageError) as exc:
         print(f"storybot: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:  # the file went bad while a command was running
+        print(f"storybot: {DatabaseDamaged(str(exc)) if is_damaged(exc) else exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\nstorybot: interrupted; nothing is lost. {RESUME_HINT}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Terminated as exc:
         print(f"\nstorybot: stopped ({exc}); nothing is lost. {RESUME_HINT}", file=sys.stderr)
         return EXIT_TERMINATED
+    except Exception as exc:  # a bug or the machine: one plain sentence here, the details with -v
+        logging.getLogger("bot.cli").debug("the command failed", exc_info=exc)
+        print(f"storybot: {plain_words(exc)} (run with -v for the details)", file=sys.stderr)
+        return 1
 
 
-def _configure_logging(settings: Settings, verbose: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING
+def _configure_logging(settings: Settings, verbosity: int) -> None:
+    """LOG_LEVEL, or debug with ``-v``. aiosqlite logs every statement at debug, which would bury our own
+    lines, so it stays at WARNING unless ``-vv`` asks for the libraries too."""
+    level = logging.DEBUG if verbosity else getattr(logging, settings.log_level)
     logging.basicConfig(level=level, format="[{asctime}] [{levelname:<7}] {name}: {message}", style="{")
     logging.getLogger("discord.http").setLevel(logging.WARNING)
+    if verbosity < 2:
+        logging.getLogger("aiosqlite").setLevel(logging.WARNING)
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -124,7 +140,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     check_writable(settings.media_dir, "MEDIA_DIR")  # else every story would fail after it was accepted
     from bot.app import run_bot  # imports discord.py only when the bot really runs
 
-    logging.getLogger("bot.app").setLevel(logging.INFO)  # the one "ready" line shows without --verbose
+    if "log_level" not in settings.model_fields_set:
+        logging.getLogger("bot.app").setLevel(logging.INFO)  # the one "ready" line shows at the default level
     return await run_bot(settings)
 
 
@@ -209,8 +226,12 @@ async def _print_line(rt: Runtime, story_id: str, video: bool, shown: list[str])
 async def _work(settings: Settings) -> int:
     async with Runtime(settings) as rt:
         stats = await rt.run_until_empty()
+        await rt.sweep_leftovers()  # what killed runs left while this one worked
+        # A Discord story's deliveries wait for the bot: only it can post them (storage.jobs.publisher_filter).
+        left = await rt.queue.left_for_others()
+        waiting = f"; {left} Discord deliveries left for the bot" if left else ""
         print(f"queue empty: {stats.succeeded} done, {stats.failed} failed, {stats.dead} dead, "
-              f"{stats.retried} retried")  # fmt: skip
+              f"{stats.retried} retried{waiting}")  # fmt: skip
     return 0
 
 
@@ -221,15 +242,20 @@ async def _models(settings: Settings) -> int:
 
 
 async def _status(settings: Settings) -> int:
-    async with Runtime(settings) as rt:
+    rt = await Runtime(settings).open(create=False)  # a status of a database made just now would mislead
+    try:
         print(format_status(await rt.health.report(live=False)))
         print()
         print(format_queue(await rt.queue.counts()))
+    finally:
+        await rt.close()
     return 0
 
 
 async def _db(args: argparse.Namespace, settings: Settings) -> int:
-    db = await Database(settings.database_path).open(migrate=False)
+    if args.db_command == "check":
+        return await _db_check(settings)
+    db = await Database(settings.database_path).open(migrate=False, create=args.db_command == "migrate")
     try:
         if args.db_command == "migrate":
             applied = await db.migrate()
@@ -241,6 +267,25 @@ async def _db(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await db.close()
     return 0
+
+
+async def _db_check(settings: Settings) -> int:
+    try:
+        # Unverified: reporting what is wrong is the point here, so a damaged file is opened all the same.
+        db = await Database(settings.database_path).open(migrate=False, create=False, verify=False)
+    except DatabaseDamaged as exc:
+        print(f"damaged: {exc.reason}; {RESTORE_HINT}")
+        return 1
+    try:
+        problems = await db.integrity_problems()
+    finally:
+        await db.close()
+    if not problems:
+        print(f"{settings.database_path}: ok (SQLite's integrity check found nothing wrong)")
+        return 0
+    shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+    print(f"damaged: SQLite's integrity check found {len(problems)} problem(s): {shown}; {RESTORE_HINT}")
+    return 1
 
 
 if __name__ == "__main__":

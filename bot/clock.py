@@ -1,4 +1,11 @@
-"""Time as a dependency, so tests can move it instead of sleeping."""
+"""Time as a dependency, so tests can move it instead of sleeping.
+
+Two clocks, for two questions. ``now()`` is the wall clock: what gets stored (due times, timestamps)
+and compared across processes. It can step (NTP, a VM resumed, an operator) and differ between
+hosts. ``monotonic()`` only ever moves forward at the rate time passes, but means nothing outside
+this process: use it for every "has this long passed?" question a process answers on its own
+(waits, maintenance periods, how long another worker's heartbeat has stood still).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,10 @@ class Clock(Protocol):
         """Seconds since the Unix epoch (UTC)."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary start, never going back; comparable only within this process."""
+        ...
+
     async def sleep(self, seconds: float) -> None: ...
 
 
@@ -19,22 +30,37 @@ class SystemClock:
     def now(self) -> float:
         return time.time()
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
 class FakeClock:
-    """A clock that only moves when told to; ``sleep`` advances it instantly."""
+    """A clock that only moves when told to; ``sleep`` advances it instantly.
+
+    ``advance`` is time passing (both clocks move); ``step`` is the wall clock being set (only ``now``
+    moves), as NTP or an operator does.
+    """
 
     def __init__(self, start: float = 1_800_000_000.0) -> None:
         self._now = start
+        self._monotonic = 0.0
 
     def now(self) -> float:
         return self._now
 
+    def monotonic(self) -> float:
+        return self._monotonic
+
     def advance(self, seconds: float) -> None:
+        self._now += seconds
+        self._monotonic += seconds
+
+    def step(self, seconds: float) -> None:
         self._now += seconds
 
     async def sleep(self, seconds: float) -> None:
-        self._now += max(seconds, 0.0)
+        self.advance(max(seconds, 0.0))
         await asyncio.sleep(0)

@@ -156,6 +156,10 @@ class Story(_Model):
     error: str | None = None
     storyboard_message_id: int | None = None
     out_dir: str | None = None
+    post_in_channel: bool = False  # scenes go into the channel, not a thread; delivery_note says why
+    delivery_note: str | None = None
+    undelivered: str | None = None  # why some deliveries are parked or lost; None once all were posted
+    parked_since: float | None = None
     created_at: float
     updated_at: float
 
@@ -215,6 +219,9 @@ class GenerationJob(_Model):
     story_id: str | None = None
     user_id: int | None = None
     provider: str | None = None
+    publisher: str | None = None  # a deliver job's publisher ("discord", "offline"); only it may take the job
+    heartbeats: int = 0  # bumped by each claim and heartbeat: how a reaper sees a live owner without clocks
+    lease_s: float | None = None  # the lease its owner holds it under
     composition_settings: dict[str, Any] = Field(default_factory=dict)
     model_fallback_occurred: bool = False
     generation_warnings: list[str] = Field(default_factory=list)

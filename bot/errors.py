@@ -9,11 +9,15 @@ Provider errors are classified once, at the adapter edge, into a ``ProviderError
     ├── UnknownModelError      a model key the registry does not know (UserInputError)
     ├── ModelUnavailableError  no model in the chain can do the job right now
     ├── StorageError           database problems (locked too long, newer schema...)
+    ├── DeliveryBlocked        the bot may not post where a story goes (a permission it lacks)
     └── ProviderError          one failed provider call, with .kind
+        ├── UnusableAnswer     the provider answered with something that cannot be used (transient)
+        └── ProviderTimeout    the call did not finish within its deadline (transient)
 """
 
 from __future__ import annotations
 
+import errno
 from enum import StrEnum
 
 
@@ -80,6 +84,11 @@ class SchemaTooNewError(StorageError):
     pass
 
 
+class DeliveryBlocked(StorybotError):
+    """A publisher may not post a delivery where it goes, and retrying soon cannot help (a missing
+    permission). The message says what is missing, in plain words; the delivery is parked, not failed."""
+
+
 class ProviderError(StorybotError):
     """One failed provider call, already classified."""
 
@@ -113,3 +122,60 @@ class ProviderError(StorybotError):
 
     def __repr__(self) -> str:
         return f"ProviderError({self.kind.value}, {str(self)!r}, model={self.model!r}, status={self.status})"
+
+
+class UnusableAnswer(ProviderError):
+    """The provider answered, but not with what it was asked for: bytes that are not the picture or clip
+    they claim to be (HTML, cut short, another format, over a cap), a story of the wrong shape.
+
+    Transient, so the router retries it and falls back like an outage (a new answer may be fine), and it
+    is never stored. ``what`` ("a picture") names it in the sentence a user reads.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        what: str,
+        model: str | None = None,
+        request_id: str | None = None,
+        kind: ErrorKind = ErrorKind.TRANSIENT,
+    ) -> None:
+        super().__init__(kind, message, model=model, request_id=request_id)
+        self.what = what
+
+    def plain(self) -> str:
+        return f"{self.model or 'the model'} sent {self.what} that could not be used"
+
+
+class ProviderTimeout(ProviderError):
+    """A call that did not finish, last byte included, within its deadline (a server that stalls or drips)."""
+
+    def __init__(self, seconds: float, *, model: str | None = None) -> None:
+        super().__init__(ErrorKind.TRANSIENT, f"the call did not finish within {seconds:g} s", model=model)
+        self.seconds = seconds
+
+    def plain(self) -> str:
+        return f"{self.model or 'the model'} did not answer within {self.seconds:g} s"
+
+
+def plain_words(exc: BaseException) -> str:
+    """What a user may read of a failure: a plain sentence chosen by the error's kind.
+
+    Our own errors say what happened in words written for users. Anything else (an OSError naming a
+    server path, a library's message quoting a request) is summed up by its kind; its details go only to
+    the log.
+    """
+    if isinstance(exc, ProviderError):
+        return exc.plain()
+    if isinstance(exc, StorybotError):
+        return str(exc) or "something went wrong on our side"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the server's disk is full"
+    if isinstance(exc, OSError):
+        return "a file on the server could not be read or written"
+    if isinstance(exc, MemoryError):
+        return "the server ran out of memory"
+    if isinstance(exc, TimeoutError):
+        return "it took too long"
+    return "something went wrong on our side"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.delivery import mark_lost
 from bot.domain import AssetStatus, GenerationJob, ImageStatus, JobKind, StoryStatus, VideoStatus
 from storage import assets, scenes, stories
 from storage.db import Conn
@@ -24,6 +25,9 @@ async def record_give_up(pipeline: Pipeline, job: GenerationJob, error: str, con
     if asset is not None and asset.status in (AssetStatus.PENDING, AssetStatus.GENERATING):
         await assets.set_status(conn, job.id, AssetStatus.FAILED, now=now, generation_metadata={"error": error})
     story_id = job.payload.get("story_id")
+    if job.kind is JobKind.DELIVER and story_id:
+        await mark_lost(conn, story_id, f"some messages could not be posted: {error}", now=now)
+        return
     if job.kind is JobKind.WRITE_STORY and story_id:
         story = await stories.get(conn, story_id)
         if story is not None and story.status in (StoryStatus.QUEUED, StoryStatus.WRITING):

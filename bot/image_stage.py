@@ -8,11 +8,13 @@ Pipeline keeps the shared helpers (loading, queueing, routing, settling) that th
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, Scene, Story
 from bot.jobs import JobContext, JobOutcome
+from bot.media_probe import PICTURE_FORMATS
 from bot.pipeline import _beside_marks
 from bot.providers.base import ImageRequest, ImageResult, ReferenceImage
 from bot.registry import ModelSpec
@@ -41,7 +43,8 @@ class ImageStage:
 
         routed = await _beside_marks(mark_drawing(), self._draw(story, scene, job))
         ctx.provider_done()
-        ext = "jpg" if routed.value.mime_type == "image/jpeg" else "png"
+        # The provider guard decoded the picture and held it to the type it claims (bot.providers.guard).
+        ext = _EXTENSIONS.get(routed.value.mime_type, "png")
         stored = await self.p.media.write_bytes(story.id, routed.value.data, ext)
         now = self.p.clock.now()
 
@@ -82,13 +85,16 @@ class ImageStage:
 
     async def _references(self, story: Story, scene: Scene) -> list[ReferenceImage]:
         if story.reference_path:
-            return [_read_reference(Path(story.reference_path))]
+            return [await asyncio.to_thread(_read_reference, Path(story.reference_path))]
         if scene.index == 0 or not self.p.anchored(story):
             return []
         first = (await scenes.list_for_story(self.p.db, story.id))[0]
         if first.image_status is ImageStatus.COMPLETE and first.image_path:
-            return [_read_reference(Path(first.image_path))]
+            return [await asyncio.to_thread(_read_reference, Path(first.image_path))]
         return []
+
+
+_EXTENSIONS = {kind.mime_type: kind.ext for kind in PICTURE_FORMATS.values()}
 
 
 def _image_seed(story: Story, scene: Scene, job: GenerationJob) -> str:

@@ -1,8 +1,10 @@
 """Media files: uuid paths, atomic writes and sweeping of partial files.
 
-Every file is written to a hidden ``.<name>.part`` sibling, fsynced, renamed over the final name
-and the directory fsynced, so a crash leaves either the whole file or none (plus a stale
-``.part`` that ``sweep_partials`` removes). File names are uuids: no user text reaches a path.
+Every file is written to a hidden ``.<writer>.<name>.part`` sibling, fsynced, renamed over the final
+name and the directory fsynced, so a crash leaves either the whole file or none (plus a stale
+``.part`` that ``sweep_partials`` removes). ``<writer>`` names the process writing it, so a sweep can
+remove the leftovers of a killed process at once instead of waiting for them to age. File names are
+uuids: no user text reaches a path.
 Probing lives in bot.media_probe and fitting clips under an upload limit in bot.media_fit.
 """
 
@@ -16,9 +18,11 @@ import logging
 import mimetypes
 import os
 import re
+import secrets
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,9 @@ STORY_ID = re.compile(r"[0-9a-f]{1,64}")
 EXTENSION = re.compile(r"[a-z0-9]{1,8}")
 MIME_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp", "mp4": "video/mp4"}
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+# This process among any that ever had its pid (a restarted container's bot often gets the same one).
+_PROCESS_TOKEN = secrets.token_hex(3)
+_WRITER = re.compile(r"\.(?P<pid>\d+)-(?P<token>[0-9a-f]{6})\.")
 
 
 class MediaError(StorybotError, ValueError):
@@ -71,8 +78,23 @@ def sha256_file(path: Path) -> str:
 
 
 def temp_path_for(final: Path) -> Path:
-    """A hidden sibling of ``final``: same directory, so the rename onto it is atomic."""
-    return final.with_name(f".{final.name}.part")
+    """A hidden sibling of ``final`` (same directory, so the rename onto it is atomic) naming its writer."""
+    return final.with_name(f".{os.getpid()}-{_PROCESS_TOKEN}.{final.name}.part")
+
+
+def writer_gone(part: Path, alive: Callable[[int], bool]) -> bool:
+    """Whether the process that wrote ``part`` (see ``temp_path_for``) has ended: it can never finish it.
+
+    Our own pid with another token is an earlier process that had our pid. A file that names no
+    writer is left to the age rule.
+    """
+    match = _WRITER.match(part.name)
+    if match is None:
+        return False
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return match["token"] != _PROCESS_TOKEN
+    return not alive(pid)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -111,14 +133,22 @@ def fsync_and_replace(temp: Path, final: Path) -> None:
         raise write_error("store", final, exc) from exc
 
 
-def sweep_partials(folder: Path, pattern: str, older_than_s: float, now: float | None = None) -> int:
+def sweep_partials(
+    folder: Path,
+    pattern: str,
+    older_than_s: float,
+    now: float | None = None,
+    *,
+    alive: Callable[[int], bool] | None = None,
+) -> int:
     """Remove temp files a killed writer left behind (``pattern`` under ``folder``) older than
-    ``older_than_s``; a younger one may belong to a writer still at work. Blocking."""
+    ``older_than_s``; a younger one may belong to a writer still at work. With ``alive`` (is this pid
+    running?), a file whose writer has ended goes too, whatever its age. Blocking."""
     cutoff = (time.time() if now is None else now) - older_than_s
     removed = 0
     for part in folder.glob(pattern):
         with contextlib.suppress(FileNotFoundError):
-            if part.stat().st_mtime < cutoff:
+            if part.stat().st_mtime < cutoff or (alive is not None and writer_gone(part, alive)):
                 part.unlink()
                 removed += 1
     if removed:
@@ -217,9 +247,12 @@ class MediaStore:
         fsync_and_replace(temp, final)
         return StoredFile(final, size, digest, mime_for(final))
 
-    def sweep_partials(self, older_than_s: float, now: float | None = None) -> int:
-        """Remove ``.part`` files older than ``older_than_s`` under the store; returns how many. Blocking."""
-        return sweep_partials(self.root, "*/.*.part", older_than_s, now)
+    def sweep_partials(
+        self, older_than_s: float, now: float | None = None, *, alive: Callable[[int], bool] | None = None
+    ) -> int:
+        """Remove ``.part`` files older than ``older_than_s``, or (given ``alive``) whose writer has ended,
+        under the store; returns how many. Blocking."""
+        return sweep_partials(self.root, "*/.*.part", older_than_s, now, alive=alive)
 
     def delete_story(self, story_id: str) -> None:
         """Remove every file of one story. Blocking."""

@@ -57,6 +57,16 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# The publishers a deliver job can name: cogs.publisher.DiscordPublisher.name and OfflinePublisher.name.
+DISCORD_PUBLISHER = "discord"
+OFFLINE_PUBLISHER = "offline"
+
+
+def delivery_publisher(story: Story) -> str:
+    """Which publisher must make a story's deliveries: Discord's for a story asked for in a channel, else the
+    storybook's. Stored on the job, so only a process with that publisher claims it (storage.jobs)."""
+    return DISCORD_PUBLISHER if story.channel_id is not None else OFFLINE_PUBLISHER
+
 
 class Pipeline:
     def __init__(
@@ -115,7 +125,10 @@ class Pipeline:
         return spec.provider if spec else None
 
     async def enqueue(self, conn: Conn, kind: JobKind, story: Story, key: str, **payload: Any) -> GenerationJob:
-        """Queue a job (inside the caller's transaction); a key already in the queue returns that job."""
+        """Queue a job (inside the caller's transaction); a key already in the queue returns that job.
+
+        A delivery names its publisher and no provider: the provider limits are for model calls only.
+        """
         model = {JobKind.RENDER_IMAGE: story.image_model, JobKind.RENDER_VIDEO: story.video_model}.get(kind)
         return await self.queue.enqueue(
             kind,
@@ -124,6 +137,7 @@ class Pipeline:
             story_id=story.id,
             user_id=story.owner_id,
             provider=self.provider_of(model),
+            publisher=delivery_publisher(story) if kind is JobKind.DELIVER else None,
             conn=conn,
         )
 

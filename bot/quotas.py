@@ -72,13 +72,13 @@ class Quotas:
 
     async def check_story(self, story: Story) -> None:
         """Before acknowledging /story new (reads only): raise LimitExceeded if this story would break a limit."""
-        await self._check_running(self.db, story)
+        await self.check_running(self.db, story)
         images, videos = story_needs(story)
         await self._check_daily(self.db, story, images, videos)
 
     async def charge_story(self, conn: Conn, story: Story) -> None:
         """Inside the transaction that stores a new story (before its row is inserted): every check, then usage."""
-        await self._check_running(conn, story)
+        await self.check_running(conn, story)
         images, videos = story_needs(story)
         await self.charge(conn, story, images=images, videos=videos)
 
@@ -90,7 +90,8 @@ class Quotas:
         day = await self._check_daily(conn, story, images, videos)
         await guilds.add_usage(conn, story.guild_id, story.owner_id, day, images=images, videos=videos)
 
-    async def _check_running(self, target: Target, story: Story) -> None:
+    async def check_running(self, target: Target, story: Story) -> None:
+        """Raise LimitExceeded when the story's owner already has as many stories being made as allowed."""
         if story.owner_id is None:
             return  # the CLI: an operator on their own machine
         limit = self.settings.max_running_stories

@@ -15,6 +15,7 @@ from enum import StrEnum
 from bot.domain import ImageStatus, JobKind, Scene, Story, StoryStatus, VideoStatus, new_id
 from bot.pipeline import Pipeline
 from bot.quotas import LimitExceeded, Quotas
+from storage import deliveries
 from storage import scenes as scene_rows
 from storage import stories as story_rows
 from storage.db import Conn
@@ -72,7 +73,7 @@ class SceneActions:
                 await self.quotas.charge(conn, story, images=0, videos=1)
                 now = p.clock.now()
                 scene = await scene_rows.set_video(conn, scene.id, VideoStatus.PENDING, now=now, error=None)
-                story = await _reopen(conn, story, now)
+                story = await _reopen(conn, story, now, self.quotas)
                 job = await p.enqueue(
                     conn, JobKind.RENDER_VIDEO, story, f"video:{scene.id}:retry:{new_id()}", scene_id=scene.id
                 )
@@ -94,7 +95,7 @@ class SceneActions:
                 await self.quotas.charge(conn, story, images=1, videos=1 if story.video_mode else 0)
                 now = p.clock.now()
                 scene = await scene_rows.set_image(conn, scene.id, ImageStatus.PENDING, now=now, error=None)
-                story = await _reopen(conn, story, now)
+                story = await _reopen(conn, story, now, self.quotas)
                 job = await p.enqueue(
                     conn, JobKind.RENDER_IMAGE, story, f"image:{scene.id}:redraw:{new_id()}",
                     scene_id=scene.id, redraw=True,
@@ -105,6 +106,30 @@ class SceneActions:
             return Outcome(Verdict.REFUSED, f"the picture cannot be redrawn: {exc}")
         text = f"redrawing scene {scene.index + 1}'s picture; it will appear here when it is ready"
         return Outcome(Verdict.QUEUED, text, story, scene, job.id)
+
+    async def post_again(self, story_id: str, *, guild_id: int | None, user_id: int, can_manage: bool) -> Outcome:
+        """Make every parked (or given up) delivery of a story due now, and let its storyboard be edited again.
+
+        Pressed on the storyboard, or in the direct message that told the owner (``guild_id`` None there).
+        """
+        p = self.pipeline
+        if not SCENE_ID.fullmatch(story_id):
+            return Outcome(Verdict.REFUSED, "this button was not made by storybot; nothing was changed")
+        async with p.db.transaction() as conn:
+            story = await story_rows.get(conn, story_id)
+            if story is None:
+                return Outcome(Verdict.REFUSED, "this story no longer exists; nothing was changed")
+            if guild_id is not None and story.guild_id != guild_id:
+                return Outcome(Verdict.REFUSED, "this button belongs to a story in another server; nothing was changed")
+            if story.owner_id != user_id and not can_manage:
+                return Outcome(
+                    Verdict.REFUSED, "only the story's owner or a member with Manage Messages can post again"
+                )
+            now = p.clock.now()
+            woken = await deliveries.wake_parked(conn, story.id, now=now)
+            await story_rows.update(conn, story.id, now=now, undelivered=None, parked_since=None)
+        text = f"posting again {woken} waiting message{'s' * (woken != 1)}" if woken else "refreshing the storyboard"
+        return Outcome(Verdict.QUEUED, text, story)
 
     async def _load(self, conn: Conn, scene_id: str, presser: _Presser, what: str) -> tuple[Story, Scene]:
         """The scene and its story, if this presser may act on them from where they pressed."""
@@ -147,9 +172,11 @@ def _check_redraw(story: Story, scene: Scene) -> None:
         raise _Stop(Verdict.BUSY, f"scene {number}'s clip is still being made; redraw the picture once it is done")
 
 
-async def _reopen(conn: Conn, story: Story, now: float) -> Story:
-    """A finished story goes back to illustrating until the new render settles it again."""
+async def _reopen(conn: Conn, story: Story, now: float, quotas: Quotas) -> Story:
+    """A finished story goes back to illustrating until the new render settles it again: it is being made
+    again, so it counts against its owner's running-stories limit (LimitExceeded when that is full)."""
     if story.status not in (StoryStatus.COMPLETE, StoryStatus.FAILED):
         return story
+    await quotas.check_running(conn, story)
     await story_rows.set_status(conn, story.id, StoryStatus.ILLUSTRATING, now=now)
     return story.model_copy(update={"status": StoryStatus.ILLUSTRATING, "error": None, "updated_at": now})

@@ -15,7 +15,8 @@ from typing import Any
 from bot.clock import Clock, SystemClock
 from bot.health.monitor import HealthMonitor
 from bot.health.probes import probe
-from bot.jobs import JobQueue, WorkerPool, WorkerStats
+from bot.jobs import JobQueue, WorkerPool, WorkerStats, WorkerSupervisor
+from bot.jobs.maintenance import pid_alive
 from bot.library import sweep_orphaned_media
 from bot.media import MediaStore
 from bot.pipeline import Pipeline
@@ -52,7 +53,14 @@ class Runtime:
         self.providers = ProviderSet(settings, self.registry, provider_overrides)
         self.media = MediaStore(settings.media_dir)
         self.publisher: Publisher = publisher or OfflinePublisher(out_dir)
-        self.queue = JobQueue(self.db, self.clock, lease_s=settings.job_lease_s, max_attempts=settings.job_max_attempts)
+        # This process takes only the deliveries its own publisher can make (storage.jobs.publisher_filter).
+        self.queue = JobQueue(
+            self.db,
+            self.clock,
+            lease_s=settings.job_lease_s,
+            max_attempts=settings.job_max_attempts,
+            publishers={self.publisher.name},
+        )
         self.router = ModelRouter(self.registry, settings.routing, self.clock)
         # Records every provider call (router.listeners) and marks retired models unusable (registry hook).
         self.health = HealthMonitor(
@@ -79,22 +87,31 @@ class Runtime:
             settings=settings,
             clock=self.clock,
         )
+        self.supervisor: WorkerSupervisor | None = None
 
-    async def open(self) -> Runtime:
-        await self.db.open()
+    async def open(self, *, create: bool = True) -> Runtime:
+        """Open the database (``create=False``: refuse a missing one), load the health book, sweep leftovers."""
+        await self.db.open(create=create)
         try:
             await self.health.load()
-            await asyncio.to_thread(self._sweep_leftovers)
+            await self.sweep_leftovers()
             await sweep_orphaned_media(self.db, self.media, older_than_s=PARTIAL_MAX_AGE_S, now=self.clock.now())
         except BaseException:
             await self.db.close()  # an open connection's thread would keep the process alive
             raise
         return self
 
+    async def sweep_leftovers(self) -> None:
+        """Remove half-written files of killed runs and local clips nobody will download any more.
+
+        Call it when this process writes no media (at start, after a burst run): a ``.part`` file of
+        this process would be at most in progress, but it has none then.
+        """
+        await asyncio.to_thread(self._sweep_leftovers)
+
     def _sweep_leftovers(self) -> None:
-        """Remove half-written files from killed runs and local clips nobody will download any more."""
         now = self.clock.now()
-        partials = self.media.sweep_partials(PARTIAL_MAX_AGE_S, now)
+        partials = self.media.sweep_partials(PARTIAL_MAX_AGE_S, now, alive=pid_alive)
         staged = self.providers.adapter("local").sweep(STAGED_MAX_AGE_S, now)
         if partials or staged:
             log.info("swept %d partial files and %d stale local clips", partials, staged)
@@ -126,3 +143,17 @@ class Runtime:
 
     async def run_until_empty(self, **overrides: Any) -> WorkerStats:
         return await self.worker(**overrides).run_until_empty()
+
+    def supervise(self, pool: WorkerPool, **options: float) -> WorkerSupervisor:
+        """The supervisor that keeps ``pool`` running for a long-lived process (the bot)."""
+        self.supervisor = WorkerSupervisor(pool, **options)
+        return self.supervisor
+
+    def accepting_stories(self) -> bool:
+        """Whether a new story would be made: a worker pool runs and the database file is still ours.
+
+        False while the supervised pool is down (crashed, waiting to restart) or not started, or once the
+        file at DATABASE_PATH was deleted or replaced under us.
+        """
+        running = self.supervisor is not None and self.supervisor.running
+        return running and self.db.file_problem() is None

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from bot.domain import Modality, RoutingConfig
 from bot.errors import ConfigError
+from bot.redaction import register_secrets
 
 # Real providers first, in this order; a model without its key is skipped, and the router always
 # ends a chain with the local model, so a fresh checkout with no keys renders offline.
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
     openai_base_url: str = "https://api.openai.com/v1"
     xai_base_url: str = "https://api.x.ai/v1"
     google_gemini_base_url: str = "https://generativelanguage.googleapis.com"
-    provider_timeout_s: float = Field(default=120.0, gt=0, le=900)
+    provider_timeout_s: float = Field(default=120.0, gt=0, le=900)  # a whole call, first byte to last
 
     # Storage
     database_path: Path = Path("./data/storybot.db")
@@ -73,6 +74,7 @@ class Settings(BaseSettings):
     video_duration_s: int = Field(default=4, ge=3, le=5)
     video_poll_s: float = Field(default=5.0, ge=0.0, le=60.0)  # between polls of a provider's render
     max_reference_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+    max_clip_bytes: int = Field(default=200 * 1024 * 1024, ge=1024 * 1024, le=4 * 1024**3)  # a download stops here
     max_running_stories: int = Field(default=2, ge=1, le=20)  # per user, across servers
 
     # Model health (checks use each provider's model listing, never a generation)
@@ -87,7 +89,8 @@ class Settings(BaseSettings):
     health_http_host: str = "127.0.0.1"
     health_http_port: int = Field(default=8080, ge=0, le=65535)  # 0 turns /health and /metrics off
 
-    log_level: str = "INFO"
+    # Quiet by default (the bot still says when it is ready); INFO shows each job, DEBUG everything we do.
+    log_level: str = "WARNING"
 
     @field_validator("routing", mode="before")
     @classmethod
@@ -101,6 +104,23 @@ class Settings(BaseSettings):
                 base["fallbacks"] = [m for m in base.get("fallbacks", []) if m != cfg["primary_model"]]
             merged[str(key)] = {**base, **cfg} if isinstance(cfg, dict) else cfg
         return merged
+
+    @field_validator("discord_token", "openai_api_key", "xai_api_key", "gemini_api_key", mode="before")
+    @classmethod
+    def _trimmed_secret(cls, value: Any) -> Any:
+        # The whitespace an .env file or a shell leaves around a key is not part of it (a trailing newline in
+        # an HTTP header is refused, and would be logged); a value of only whitespace is no value: with no
+        # token the bot runs offline.
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        register_secrets(secret.get_secret_value() for secret in self._secrets())
+
+    def _secrets(self) -> list[SecretStr]:
+        found = [self.discord_token, self.openai_api_key, self.xai_api_key, self.gemini_api_key]
+        return [secret for secret in found if secret is not None]
 
     @field_validator("log_level")
     @classmethod

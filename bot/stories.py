@@ -5,7 +5,9 @@ Both the CLI and the Discord cog call ``StoryService.create``; neither touches s
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from bot.errors import UserInputError
 from bot.guild_config import GuildConfig
 from bot.jobs import JobQueue
 from bot.media import ImageTooLarge, MediaError, MediaStore
-from bot.media_probe import check_pixels, probe_image
+from bot.media_probe import MAX_PICTURE_MEGAPIXELS, PICTURE_FORMATS, MediaLimits, decode_picture, off_loop
 from bot.quotas import Quotas
 from bot.registry import Registry
 from bot.settings import Settings
@@ -27,8 +29,18 @@ from storage.db import Database
 MAX_PROMPT_CHARS = 1000
 MAX_STYLE_CHARS = 200
 MIN_SCENES, MAX_SCENES = 1, 10
-REFERENCE_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
-MAX_REFERENCE_MEGAPIXELS = 40  # a few kB of PNG can declare a picture that takes gigabytes to decode
+MAX_REFERENCE_MEGAPIXELS = MAX_PICTURE_MEGAPIXELS  # the cap every picture has (bot.media_probe)
+# Verdicts on references recently checked, by their bytes' digest: one command validates its reference
+# several times (before it answers, then when it stores the story), and it is decoded only the first time.
+REFERENCE_VERDICTS_KEPT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceVerdict:
+    """What checking a reference found: its file extension, or the one sentence saying what to fix."""
+
+    ext: str | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,7 @@ class StoryOptions:
     channel_id: int | None = None
     owner_id: int | None = None
     out_dir: Path | None = None
+    in_channel_because: str | None = None  # post the scenes in the channel, not a thread, for this reason
 
 
 def one_line(text: str) -> str:
@@ -97,6 +110,7 @@ class StoryService:
         self.settings = settings
         self.clock = clock
         self.quotas = quotas or Quotas(db, settings, clock)
+        self._verdicts: OrderedDict[bytes, ReferenceVerdict] = OrderedDict()
 
     def default_model(self, modality: Modality, config: GuildConfig | None = None) -> str:
         """The first usable model of the server's chain (set with /config), then of the operator's chain;
@@ -109,33 +123,65 @@ class StoryService:
         return LOCAL_MODELS[modality]
 
     def check_reference(self, data: bytes) -> str:
-        """Validate a reference image; return its file extension. Raises UserInputError."""
+        """Validate a reference image; return its file extension. Raises UserInputError. Blocking (decodes)."""
+        return _ext_or_raise(self.judge_reference(data))
+
+    def judge_reference(self, data: bytes) -> ReferenceVerdict:
+        """Size, pixel cap, a full decode and the format, as a verdict. Blocking (decodes)."""
         limit = self.settings.max_reference_bytes
         if len(data) > limit:
-            raise UserInputError(
-                f"the reference image is {len(data) / 2**20:.1f} MiB; keep it under {limit / 2**20:.0f} MiB"
+            return ReferenceVerdict(
+                problem=f"the reference image is {len(data) / 2**20:.1f} MiB; keep it under {limit / 2**20:.0f} MiB"
             )
         try:
-            check_pixels(data, MAX_REFERENCE_MEGAPIXELS * 1_000_000)
+            info = decode_picture(data, MediaLimits(picture_bytes=limit))
         except ImageTooLarge as exc:
-            raise UserInputError(
-                f"the reference image is {exc}; keep it under {MAX_REFERENCE_MEGAPIXELS} megapixels"
-            ) from None
-        try:
-            info = probe_image(data)
+            return ReferenceVerdict(
+                problem=f"the reference image is {exc}; keep it under {MAX_REFERENCE_MEGAPIXELS} megapixels"
+            )
         except MediaError:
-            raise UserInputError("the reference is not an image: attach a PNG, JPEG or WebP picture") from None
-        if info.format not in REFERENCE_FORMATS:
-            raise UserInputError(f"the reference is a {info.format} image: attach a PNG, JPEG or WebP picture")
-        return REFERENCE_FORMATS[info.format]
+            return ReferenceVerdict(problem="the reference is not an image: attach a PNG, JPEG or WebP picture")
+        kind = PICTURE_FORMATS.get(info.format)
+        if kind is None:
+            return ReferenceVerdict(
+                problem=f"the reference is a {info.format} image: attach a PNG, JPEG or WebP picture"
+            )
+        return ReferenceVerdict(ext=kind.ext)
+
+    async def reference_verdict(self, data: bytes) -> ReferenceVerdict:
+        """``judge_reference`` off the event loop, decoding each distinct reference once (see
+        REFERENCE_VERDICTS_KEPT): a big picture takes a CPU for a second, and other members are waiting."""
+        if len(data) > self.settings.max_reference_bytes:
+            return self.judge_reference(data)  # refused on its size alone: nothing to hash or decode
+        digest = await off_loop(_digest, data)
+        verdict = self._verdicts.get(digest)
+        if verdict is None:
+            verdict = await off_loop(self.judge_reference, data)
+            self._verdicts[digest] = verdict
+            while len(self._verdicts) > REFERENCE_VERDICTS_KEPT:
+                self._verdicts.popitem(last=False)
+        else:
+            self._verdicts.move_to_end(digest)
+        return verdict
 
     async def prepare(self, options: StoryOptions) -> Story:
-        """``validate`` with the server's /config (its default models, video on or off). Stores nothing."""
-        config = await guilds.get(self.db, options.guild_id) if options.guild_id is not None else None
-        return self.validate(options, config)
+        """``validate`` with the server's /config (its default models, video on or off). Stores nothing.
+        A reference is decoded off the event loop, once however often the same bytes are prepared."""
+        return (await self._prepare(options))[0]
 
-    def validate(self, options: StoryOptions, config: GuildConfig | None = None) -> Story:
-        """Build the Story row from options (and the server's config), or raise UserInputError. Touches nothing."""
+    async def _prepare(self, options: StoryOptions) -> tuple[Story, ReferenceVerdict | None]:
+        config = await guilds.get(self.db, options.guild_id) if options.guild_id is not None else None
+        verdict = await self.reference_verdict(options.reference) if options.reference is not None else None
+        return self.validate(options, config, reference=verdict), verdict
+
+    def validate(
+        self, options: StoryOptions, config: GuildConfig | None = None, *, reference: ReferenceVerdict | None = None
+    ) -> Story:
+        """Build the Story row from options (and the server's config), or raise UserInputError. Touches nothing.
+
+        ``reference`` is the verdict on ``options.reference`` when the caller has it (``prepare``); without
+        it the reference is checked here, on the calling thread.
+        """
         prompt = clean_prompt(options.prompt)
         scenes = check_scene_count(options.scenes)
         style = clean_style(options.style)
@@ -153,7 +199,7 @@ class StoryService:
         elif options.video_model:
             raise UserInputError("a video model was given without video: turn video on, or leave the model out")
         if options.reference is not None:
-            self.check_reference(options.reference)
+            _ext_or_raise(reference or self.judge_reference(options.reference))
             if not image.supports_references:
                 raise UserInputError(f"{image.key} cannot take a reference image; pick a model tagged 'refs'")
         now = self.clock.now()
@@ -169,6 +215,8 @@ class StoryService:
             video_mode=options.video,
             scene_count=scenes,
             out_dir=str(options.out_dir) if options.out_dir else None,
+            post_in_channel=options.in_channel_because is not None,
+            delivery_note=options.in_channel_because,
             created_at=now,
             updated_at=now,
         )
@@ -180,11 +228,10 @@ class StoryService:
         A reference image is copied into the media store first (under a uuid name); if the
         transaction fails, the copy is removed, so nothing is left half-made.
         """
-        story = await self.prepare(options)
+        story, verdict = await self._prepare(options)
         stored = None
-        if options.reference is not None:
-            ext = self.check_reference(options.reference)
-            stored = await self.media.write_bytes(story.id, options.reference, ext)
+        if options.reference is not None and verdict is not None:
+            stored = await self.media.write_bytes(story.id, options.reference, _ext_or_raise(verdict))
             story.reference_path = str(stored.path)
         try:
             await self._insert(story)
@@ -207,3 +254,13 @@ class StoryService:
                 provider=self.registry.resolve(story.text_model).provider,
                 conn=conn,
             )
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _ext_or_raise(verdict: ReferenceVerdict) -> str:
+    if verdict.ext is None:
+        raise UserInputError(verdict.problem or "the reference is not an image: attach a PNG, JPEG or WebP picture")
+    return verdict.ext

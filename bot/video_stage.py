@@ -7,16 +7,15 @@ paid for. The download is streamed to a temp file, checked to be a playable MP4,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, Scene, Story, VideoStatus
-from bot.errors import ErrorKind, ProviderError
+from bot.errors import ProviderError, UnusableAnswer
 from bot.jobs import JobContext, JobOutcome, PermanentFailure, Reschedule
-from bot.media import MediaError
-from bot.media_probe import probe_video
 from bot.providers.base import ReferenceImage, VideoRequest, VideoState
 from storage import assets, scenes
 from storage.db import Conn
@@ -47,12 +46,16 @@ TRANSIENT_WAIT_S = 2.0  # between tries after a transient poll/download error wi
 async def _final_unless_retryable(call: Awaitable[T], model: str, poll_s: float, age_s: float) -> T:
     """Provider errors while polling or downloading a clip that is already paid for: rate limits and
     transient errors are waited out without spending attempts (for up to PAID_CLIP_PATIENCE_S after the
-    job was queued; then they spend attempts like any error); the rest end the job."""
+    job was queued; then they spend attempts like any error); the rest end the job.
+
+    An unusable clip (over MAX_CLIP_BYTES, not an H.264 MP4, too long) ends it too: the same URL would
+    serve the same bytes, so downloading it again would only pay for them again (the clip keeps its Retry
+    button, which asks for a new render)."""
     try:
         return await call
     except ProviderError as exc:
         exc.model = exc.model or model  # the user reads "grok-imagine-video had ...", not "the model had ..."
-        if not exc.kind.retry_same_model:
+        if not exc.kind.retry_same_model or isinstance(exc, UnusableAnswer):
             raise PermanentFailure(exc.plain()) from exc
         if age_s < PAID_CLIP_PATIENCE_S:
             wait = exc.retry_after if exc.retry_after is not None else max(poll_s, TRANSIENT_WAIT_S)
@@ -87,15 +90,11 @@ class VideoStage:
         final = self.p.media.path_for(story.id, "mp4")
         temp = self.p.media.temp_path(final)
         try:
+            # The provider guard checks the clip (an H.264 MP4 within the caps) before this returns.
             download = provider.download_video(poll, request_id, temp)
             await _final_unless_retryable(download, model_used, poll_s, age_s)
             ctx.provider_done()
-            probe_video(temp)
             stored = await self.p.media.commit(temp, final)
-        except MediaError as exc:
-            temp.unlink(missing_ok=True)
-            # A broken download is the provider's transient fault: download again (no traceback in the log).
-            raise ProviderError(ErrorKind.TRANSIENT, f"the clip did not decode: {exc}", model=model_used) from exc
         finally:
             temp.unlink(missing_ok=True)
         now = self.p.clock.now()
@@ -130,7 +129,7 @@ class VideoStage:
                     conn, scene.id, VideoStatus.GENERATING, now=self.p.clock.now(), model_requested=requested
                 )
             await self.p.start_asset(conn, job, scene, AssetKind.VIDEO, requested)
-        data = image.read_bytes()
+        data = await asyncio.to_thread(image.read_bytes)
         mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
         duration = self.p.settings.video_duration_s
         request = VideoRequest(

@@ -26,42 +26,44 @@ log = logging.getLogger(__name__)
 
 RETRY_ID = "storybot:retry:"
 REDRAW_ID = "storybot:redraw:"
+POST_AGAIN_ID = "storybot:repost:"
 # Whatever follows the prefix is taken, so a forged or stale id gets an answer instead of silence;
 # SceneActions checks it is a scene id.
-_ANY_SCENE = r"(?P<scene_id>.*)"
+_ANY_KEY = r"(?P<key>.*)"
 # cogs/publisher.py imports this module for the views, so its NO_MENTIONS cannot be imported here.
 _NO_MENTIONS = discord.AllowedMentions.none()
 _MARKS = {Verdict.BUSY: "⏳", Verdict.REFUSED: "⚠️"}
 _SOMETHING_WENT_WRONG = "⚠️ Something went wrong on our side; nothing was changed. Please try again in a moment."
 # Presses that something else answers: the DynamicItems here, and cogs/library.py's live delete confirmations.
-_HANDLED_PREFIXES = (RETRY_ID, REDRAW_ID, "library:")
+_HANDLED_PREFIXES = (RETRY_ID, REDRAW_ID, POST_AGAIN_ID, "library:")
 _UNKNOWN_BUTTON = "⚠️ This button is not one storybot knows (it may be from an old version); nothing was changed."
 
 
-class _SceneButton:
-    """What both buttons share: a button whose custom_id is a prefix and the scene id (mixed into a DynamicItem)."""
+class _KeyedButton:
+    """What the buttons share: a custom_id made of a prefix and the id of what it acts on (a scene, a story),
+    mixed into a DynamicItem."""
 
     PREFIX: ClassVar[str]
     LABEL: ClassVar[str]
     EMOJI: ClassVar[str]
     STYLE: ClassVar[discord.ButtonStyle]
 
-    def __init__(self, scene_id: str, *, disabled: bool = False) -> None:
+    def __init__(self, key: str, *, disabled: bool = False) -> None:
         button: discord.ui.Button[Any] = discord.ui.Button(
-            label=self.LABEL, emoji=self.EMOJI, style=self.STYLE, custom_id=self.PREFIX + scene_id, disabled=disabled
+            label=self.LABEL, emoji=self.EMOJI, style=self.STYLE, custom_id=self.PREFIX + key, disabled=disabled
         )
         super().__init__(button)  # type: ignore[call-arg]  # DynamicItem.__init__
-        self.scene_id = scene_id
+        self.key = key
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> Self:
-        return cls(match["scene_id"])
+        return cls(match["key"])
 
 
 class RetryButton(
-    _SceneButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(RETRY_ID) + _ANY_SCENE
+    _KeyedButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(RETRY_ID) + _ANY_KEY
 ):
     """On a failed clip's message: queue the clip again."""
 
@@ -69,14 +71,14 @@ class RetryButton(
 
     async def callback(self, interaction: discord.Interaction) -> None:
         actions, presser = _context(interaction)
-        outcome = await _guarded(interaction, actions.retry_video(self.scene_id, **presser))
+        outcome = await _guarded(interaction, actions.retry_video(self.key, **presser))
         if outcome is not None and outcome.scene is not None:
             text = f"🔁 Retrying scene {outcome.scene.index + 1}'s clip… it will appear here when it is ready."
-            await _pressed(interaction, outcome, text, retry_view(self.scene_id, disabled=True))
+            await _pressed(interaction, outcome, text, retry_view(self.key, disabled=True))
 
 
 class RedrawButton(
-    _SceneButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(REDRAW_ID) + _ANY_SCENE
+    _KeyedButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(REDRAW_ID) + _ANY_KEY
 ):
     """On a scene's picture: draw it again (in video mode its clip is made again from the new picture)."""
 
@@ -84,11 +86,36 @@ class RedrawButton(
 
     async def callback(self, interaction: discord.Interaction) -> None:
         actions, presser = _context(interaction)
-        outcome = await _guarded(interaction, actions.redraw_image(self.scene_id, **presser))
+        outcome = await _guarded(interaction, actions.redraw_image(self.key, **presser))
         if outcome is not None and outcome.scene is not None:
             note = "🎨 Redrawing this picture… the new one will appear here when it is ready."
             content = scene_caption(outcome.scene, extra=note)
-            await _pressed(interaction, outcome, content, redraw_view(self.scene_id, disabled=True))
+            await _pressed(interaction, outcome, content, redraw_view(self.key, disabled=True))
+
+
+class PostAgainButton(
+    _KeyedButton, discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.escape(POST_AGAIN_ID) + _ANY_KEY
+):
+    """On a storyboard (or in the owner's direct messages) when the bot could not post part of a story: once the
+    missing permission is given back, post everything that waits. The key is the story id."""
+
+    PREFIX, LABEL, EMOJI, STYLE = POST_AGAIN_ID, "Post again", "📮", discord.ButtonStyle.primary
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        actions, presser = _context(interaction)
+        outcome = await _guarded(interaction, actions.post_again(self.key, **presser))
+        if outcome is None or outcome.story is None:
+            return
+        log.info("user %s: %s (story %s)", interaction.user.id, outcome.text, outcome.story.id)
+        text = f"📮 {outcome.text[:1].upper()}{outcome.text[1:]}; if something is still missing, I will say so."
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=_NO_MENTIONS)
+        _bot(interaction).publisher.posting_again(outcome.story.id)
+
+
+def post_again_view(story_id: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(PostAgainButton(story_id))
+    return view
 
 
 def retry_view(scene_id: str, *, disabled: bool = False) -> discord.ui.View:
@@ -143,7 +170,7 @@ def _bot(interaction: discord.Interaction) -> StoryBot:
 
 def register(bot: StoryBot) -> None:
     """Make the bot answer presses of buttons posted by any earlier run."""
-    bot.add_dynamic_items(RetryButton, RedrawButton)
+    bot.add_dynamic_items(RetryButton, RedrawButton, PostAgainButton)
     bot.add_listener(_answer_unknown_press, "on_interaction")
 
 

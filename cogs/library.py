@@ -23,7 +23,16 @@ from bot.library import PAGE_SIZE, Library, StoryPage
 from bot.media import MediaError
 from bot.media_fit import fit_to_upload_limit
 from cogs.publisher import NO_MENTIONS
-from cogs.render import MAX_CHOICE_CHARS, MAX_CHOICES, clip, scene_caption, storyboard_embed
+from cogs.render import (
+    MAX_CHOICE_CHARS,
+    MAX_CHOICES,
+    clip,
+    scene_caption,
+    sentence,
+    shown,
+    status_word,
+    storyboard_embed,
+)
 from cogs.storyboard import load_board
 
 if TYPE_CHECKING:
@@ -37,12 +46,6 @@ STATUS_MARKS = {
     StoryStatus.QUEUED: "⏳", StoryStatus.WRITING: "✍️", StoryStatus.ILLUSTRATING: "🎨",
     StoryStatus.COMPLETE: "✅", StoryStatus.FAILED: "❌", StoryStatus.CANCELLED: "🚫",
 }  # fmt: skip
-
-
-def sentence(text: str) -> str:
-    """A service message as a sentence: capital first letter, closing full stop."""
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?", "`")) else f"{text}."
 
 
 def story_name(story: Story, limit: int) -> str:
@@ -61,7 +64,7 @@ def short_date(timestamp: float, now: float) -> str:
 
 def bold_name(story: Story) -> str:
     """The story's name in bold inside a message, its own markdown neutralised."""
-    return f"**{discord.utils.escape_markdown(story_name(story, 150))}**"
+    return f"**{shown(story_name(story, 150))}**"
 
 
 def jump_url(story: Story) -> str | None:
@@ -72,13 +75,16 @@ def jump_url(story: Story) -> str | None:
 
 def choice_for(story: Story, now: float) -> app_commands.Choice[str]:
     """E.g. "The Lantern Keeper · 3 Nov · complete", at most 100 characters; the value is the story id."""
-    suffix = f" · {short_date(story.created_at, now)} · {story.status.value}"
+    suffix = f" · {short_date(story.created_at, now)} · {status_word(story)}"
     return app_commands.Choice(name=story_name(story, MAX_CHOICE_CHARS - len(suffix)) + suffix, value=story.id)
 
 
 def story_line(story: Story) -> str:
     scenes = f"{story.scene_count} scene{'s' * (story.scene_count != 1)}" + (" with clips" if story.video_mode else "")
-    parts = [f"{STATUS_MARKS[story.status]} {story.status.value}", scenes, f"<t:{int(story.created_at)}:R>"]
+    mark = "⚠️" if story.undelivered else STATUS_MARKS[story.status]
+    parts = [f"{mark} {status_word(story)}", scenes, f"<t:{int(story.created_at)}:R>"]
+    if story.undelivered:
+        parts.append(clip(story.undelivered, 200))
     url = jump_url(story)
     if url:
         parts.append(f"[storyboard]({url})")
@@ -90,7 +96,7 @@ def list_embed(page: StoryPage) -> discord.Embed:
     embed = discord.Embed(title="📚 Your stories in this server", colour=LIST_COLOUR)
     first = (page.page - 1) * PAGE_SIZE + 1
     for number, story in enumerate(page.stories, start=first):
-        embed.add_field(name=f"{number}. {story_name(story, 100)}", value=story_line(story), inline=False)
+        embed.add_field(name=f"{number}. {shown(story_name(story, 100))}", value=story_line(story), inline=False)
     noun = "story" if page.total == 1 else "stories"
     embed.set_footer(text=f"Page {page.page} of {page.pages} · {page.total} {noun} · /story show replays one")
     return embed
@@ -140,8 +146,10 @@ class StoryLibrary:
             return
         url = jump_url(board.story)
         header = f"Replay of {bold_name(board.story)}" + (f" · [original storyboard]({url})" if url else "")
-        await interaction.followup.send(
-            header, embed=storyboard_embed(board), ephemeral=True, allowed_mentions=NO_MENTIONS
+        # The header goes into the deferred message itself: a first followup that silently edits it is
+        # deprecated behaviour (discord-api-docs, "Create Followup Message").
+        await interaction.edit_original_response(
+            content=header, embed=storyboard_embed(board), allowed_mentions=NO_MENTIONS
         )
         for scene in board.scenes:
             await self._send_scene(interaction, board.story, scene)
@@ -158,7 +166,7 @@ class StoryLibrary:
         elif image is not None:
             notes.append("The picture is too large to upload here.")
         elif scene.image_status is ImageStatus.FAILED:
-            notes.append(f"❌ The picture could not be drawn: {scene.image_error or 'unknown error'}")
+            notes.append(f"❌ The picture could not be drawn: {shown(scene.image_error or 'unknown error')}")
         elif scene.image_status is ImageStatus.COMPLETE:
             notes.append("The picture is no longer available.")
         clip_path = (
@@ -174,7 +182,7 @@ class StoryLibrary:
                 temporary = fitted if fitted != clip_path else None
                 files.append(discord.File(fitted, filename=f"scene-{scene.index + 1:02d}-video.mp4"))
         elif story.video_mode and scene.video_status is VideoStatus.FAILED:
-            notes.append(f"❌ The clip failed: {scene.video_error or 'unknown error'}")
+            notes.append(f"❌ The clip failed: {shown(scene.video_error or 'unknown error')}")
         try:
             content = scene_caption(scene, extra="\n".join(notes) or None)
             await interaction.followup.send(content, files=files, ephemeral=True, allowed_mentions=NO_MENTIONS)

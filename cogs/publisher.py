@@ -10,22 +10,34 @@ so Discord itself drops a repeat of the same send. Every message goes out with `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import discord
 
 from bot.domain import ImageStatus, Scene, Story, StoryStatus, VideoStatus
+from bot.errors import DeliveryBlocked
 from bot.jobs import Reschedule
 from bot.media import MediaError
 from bot.media_fit import fit_to_upload_limit
 from bot.progress import progress_of
 from bot.publish import Delivery
-from cogs.buttons import redraw_view, retry_view
-from cogs.message_targets import MessageTargets
-from cogs.render import clip, scene_caption, storyboard_embed
+from cogs.buttons import post_again_view, redraw_view, retry_view
+from cogs.message_targets import (
+    FORBIDDEN,
+    THREAD_ARCHIVED,
+    THREAD_LOCKED,
+    THREAD_LOCKED_NOTE,
+    UNKNOWN_CHANNEL,
+    UNKNOWN_MESSAGE,
+    MessageTargets,
+    Place,
+)
+from cogs.render import clip, scene_caption, shown, story_label, storyboard_embed
 from cogs.storyboard import DEFAULT_INTERVAL_S, StoryboardUpdater, load_board
 from storage import scenes as scene_rows
 from storage import stories as story_rows
@@ -42,6 +54,7 @@ STORYBOARD_WAIT_S = 1.0
 ORDER_WAIT_S = 0.5  # an image waits for the scenes before it to be posted, so the thread reads in order
 ORDER_PATIENCE_S = 120.0  # ...but never longer than this after it was drawn (an earlier delivery may be stuck)
 NO_MENTIONS = discord.AllowedMentions.none()
+REROUTES = 3  # thread -> unarchived thread, or a new thread -> the channel
 
 
 def nonce_for(key: str) -> str:
@@ -66,6 +79,7 @@ class DiscordPublisher:
         self._runtime: Runtime | None = None
         self._updater: StoryboardUpdater | None = None
         self._targets: MessageTargets | None = None
+        self._offered: set[str] = set()  # stories whose owner was offered Post again in this run
 
     def bind(self, bot: commands.Bot, runtime: Runtime) -> None:
         self._bot = bot
@@ -116,34 +130,63 @@ class DiscordPublisher:
             await story_rows.update(conn, story_id, now=rt.clock.now(), storyboard_message_id=message_id)
         self.updater.request(story_id)
 
+    def posting_again(self, story_id: str) -> None:
+        """The owner pressed Post again: a new block is worth telling them about, and the storyboard is redone."""
+        self._offered.discard(story_id)
+        self.updater.request(story_id)
+
     def refresh_storyboard(self, story_id: str) -> None:
         """Ask for a storyboard edit (throttled) after a change made outside the jobs, e.g. a button press."""
         self.updater.request(story_id)
 
     async def _edit_storyboard(self, story_id: str) -> None:
         board = await load_board(self.runtime.db, self.runtime.queue, story_id, settings=self.runtime.settings)
-        if board is None or board.story.storyboard_message_id is None or board.story.channel_id is None:
+        if board is None:
             return
-        channel = self.targets.messageable(board.story.channel_id, board.story)
-        message = channel.get_partial_message(board.story.storyboard_message_id)
+        story, channel_id, message_id = board.story, board.story.channel_id, board.story.storyboard_message_id
+        if channel_id is None or message_id is None:
+            return
+        view = post_again_view(story.id) if story.undelivered else None
+
+        def fields() -> dict[str, Any]:
+            return {"embed": storyboard_embed(board), "view": view, "allowed_mentions": NO_MENTIONS}
+
         try:
-            await message.edit(embed=storyboard_embed(board), allowed_mentions=NO_MENTIONS)
-        except discord.NotFound:
-            log.info("the storyboard of story %s was deleted; not editing it", story_id)
+            edited = await self._edit_message(story, channel_id, message_id, fields)
+        except DeliveryBlocked as blocked:
+            log.info("the storyboard of story %s cannot be edited: %s", story_id, blocked)
+            await self._note_blocked(story, str(blocked))
+            return
+        if not edited:
+            log.info("the storyboard of story %s is gone; posting a new one", story_id)
+            with contextlib.suppress(DeliveryBlocked):  # then the next delivery parks, and says so
+                await self._post_storyboard(story, f"storyboard:{story.id}:{message_id}")
 
     async def _ensure_storyboard(self, story: Story) -> Story:
-        """The story with its storyboard message; posts one itself when /story new never managed to."""
+        """The story with its storyboard message; posts one itself when /story new never managed to (or it
+        was deleted since)."""
         if story.storyboard_message_id is not None or story.channel_id is None:
             return story
         if self.runtime.clock.now() - story.created_at < self.storyboard_grace_s:
             raise Reschedule(STORYBOARD_WAIT_S, "waiting for the storyboard message")
+        message_id = await self._post_storyboard(story, f"storyboard:{story.id}")
+        return story.model_copy(update={"storyboard_message_id": message_id})
+
+    async def _post_storyboard(self, story: Story, nonce_key: str) -> int:
+        """Post a storyboard message in the story's channel (none was posted, or it was deleted) and record it."""
+        assert story.channel_id is not None
         board = await load_board(self.runtime.db, self.runtime.queue, story.id, settings=self.runtime.settings)
         assert board is not None
-        sent = await self.targets.messageable(story.channel_id, story).send(
-            embed=storyboard_embed(board), allowed_mentions=NO_MENTIONS, nonce=nonce_for(f"storyboard:{story.id}")
-        )
+        view: dict[str, Any] = {"view": post_again_view(story.id)} if board.story.undelivered else {}
+        channel = self.targets.messageable(story.channel_id, story)
+        try:
+            sent = await channel.send(
+                embed=storyboard_embed(board), allowed_mentions=NO_MENTIONS, nonce=nonce_for(nonce_key), **view
+            )
+        except discord.HTTPException as exc:
+            raise self._blocked_or(story, story.channel_id, exc) from exc
         await self.attach_storyboard(story.id, sent.id)
-        return story.model_copy(update={"storyboard_message_id": sent.id})
+        return sent.id
 
     # -- publishing -------------------------------------------------------------------------------
 
@@ -151,8 +194,13 @@ class DiscordPublisher:
         if delivery.story.channel_id is None:
             log.info("story %s was not started from Discord; nothing to post", delivery.story.id)
             return None
-        story = await self._ensure_storyboard(delivery.story)
-        reference = await self._deliver(story, delivery)
+        try:
+            story = await self._ensure_storyboard(delivery.story)
+            reference = await self._deliver(story, delivery)
+        except DeliveryBlocked as blocked:
+            await self._note_blocked(delivery.story, str(blocked))
+            raise
+        self._offered.discard(delivery.story.id)
         self.updater.request(story.id)
         return reference
 
@@ -182,12 +230,12 @@ class DiscordPublisher:
                 story, scene, key, "image", scene_caption(scene), image, view=redraw_view(scene.id)
             )
         if what == "image_failed":
-            note = f"❌ The picture could not be drawn: {scene.image_error or 'unknown error'}"
+            note = f"❌ The picture could not be drawn: {shown(scene.image_error or 'unknown error')}"
             content = scene_caption(scene, extra=note)
             return await self._post_scene(story, scene, key, "image", content, view=redraw_view(scene.id))
         if what == "video":
             return await self._post_clip(story, scene, key)
-        text = f"❌ Scene {scene.index + 1}'s clip failed: {scene.video_error or 'unknown error'}"
+        text = f"❌ Scene {scene.index + 1}'s clip failed: {shown(scene.video_error or 'unknown error')}"
         return await self._post_scene(story, scene, key, "video", clip(text, 2000), view=retry_view(scene.id))
 
     def _wait_until_posted(self, waiting: list[Scene], since: float, what: str) -> None:
@@ -197,7 +245,7 @@ class DiscordPublisher:
 
     def _final_note(self, delivery: Delivery) -> str:
         story = delivery.story
-        title = story.title or "The story"
+        title = shown(story.title or "The story")
         if story.status is StoryStatus.COMPLETE:
             progress = progress_of(story, delivery.scenes)
             text = f"✅ “{title}” is finished: {progress.drawn} of {progress.total} scenes drawn"
@@ -206,7 +254,7 @@ class DiscordPublisher:
             if progress.failed:
                 text += f", {progress.failed} failed"
             return clip(text + ".", 2000)
-        return clip(f"❌ “{title}” could not be finished: {story.error or 'see the storyboard'}", 2000)
+        return clip(f"❌ “{title}” could not be finished: {shown(story.error or 'see the storyboard')}", 2000)
 
     async def _post_clip(self, story: Story, scene: Scene, key: str) -> str | None:
         source = _path(scene.video_path)
@@ -239,36 +287,153 @@ class DiscordPublisher:
         upload_name: Path | None = None,
         view: discord.ui.View | None = None,
     ) -> str:
-        """Post (or, when the scene already has its message, edit) a scene's image or clip message.
+        """Post (or, when the scene already has its message, edit in place) a scene's image or clip message.
 
         ``view`` holds the message's buttons; an edit without one removes any it had (a clip that landed
         after a Retry loses its button).
         """
-        target = await self.targets.target(story)
         existing = scene.image_message_id if kind == "image" else scene.video_message_id
-        attachments = [] if file is None else [_file(file, scene, kind, upload_name or file)]
+
+        def files() -> list[discord.File]:  # a File is spent by one request: every try gets new ones
+            return [] if file is None else [_file(file, scene, kind, upload_name or file)]
+
         if existing is not None:
-            try:
-                await target.get_partial_message(existing).edit(
-                    content=content, attachments=attachments, view=view, allowed_mentions=NO_MENTIONS
-                )
+            story = await self.targets.fresh(story)
+            home = self.targets.home(story)
+            label = "" if home.in_thread else story_label(story)
+
+            def fields() -> dict[str, Any]:
+                return {
+                    "content": label + content,
+                    "attachments": files(),
+                    "view": view,
+                    "allowed_mentions": NO_MENTIONS,
+                }
+
+            if await self._edit_message(story, home.id, existing, fields):
                 return str(existing)
-            except discord.NotFound:
-                log.info("scene %s: its %s message was deleted; posting a new one", scene.id, kind)
-                attachments = [] if file is None else [_file(file, scene, kind, upload_name or file)]
-        buttons: dict[str, Any] = {} if view is None else {"view": view}  # send() takes no view=None
-        sent = await target.send(
-            content=content, files=attachments, allowed_mentions=NO_MENTIONS, nonce=nonce_for(key), **buttons
-        )
+            log.info("scene %s: its %s message cannot be edited where it was; posting a new one", scene.id, kind)
+        sent = await self._send(story, key, content, files, view)
         rt = self.runtime
         async with rt.db.transaction() as conn:
             await scene_rows.set_message_id(conn, scene.id, kind=kind, message_id=sent.id, now=rt.clock.now())
         return str(sent.id)
 
     async def _post(self, story: Story, key: str, content: str) -> str:
-        target = await self.targets.target(story)
-        sent = await target.send(content=content, allowed_mentions=NO_MENTIONS, nonce=nonce_for(key))
+        sent = await self._send(story, key, content, list, None)
         return str(sent.id)
+
+    async def _send(
+        self,
+        story: Story,
+        key: str,
+        content: str,
+        files: Callable[[], list[discord.File]],
+        view: discord.ui.View | None,
+    ) -> discord.Message:
+        """Send one message where the story goes; a lost thread moves it to a new thread or the channel."""
+        buttons: dict[str, Any] = {} if view is None else {"view": view}  # send() takes no view=None
+        for _ in range(REROUTES):
+            place = await self.targets.target(story)
+            text = content if place.in_thread else clip(story_label(story) + content, 2000)
+            try:
+                return await place.channel.send(
+                    content=text, files=files(), allowed_mentions=NO_MENTIONS, nonce=nonce_for(key), **buttons
+                )
+            except discord.HTTPException as exc:
+                story = await self._reroute(story, place, exc)
+        raise DeliveryBlocked("the story's thread keeps disappearing")
+
+    async def _reroute(self, story: Story, place: Place, exc: discord.HTTPException) -> Story:
+        """After a failed send: the story as it is once its lost thread was dealt with; else raise."""
+        if not place.in_thread:
+            raise self._blocked_or(story, place.id, exc) from exc
+        if exc.code == THREAD_ARCHIVED and await self.targets.unarchive(place.id):
+            return story  # a send unarchives on its own unless the thread is locked; this is the rare other case
+        if exc.code in (THREAD_ARCHIVED, THREAD_LOCKED):
+            await self.targets.move_to_channel(story, THREAD_LOCKED_NOTE)
+        elif exc.code == UNKNOWN_CHANNEL:
+            await self.targets.forget_thread(story)
+        else:
+            raise self._blocked_or(story, place.id, exc) from exc
+        return await self.targets.fresh(story)
+
+    async def _edit_message(
+        self, story: Story, channel_id: int, message_id: int, fields: Callable[[], dict[str, Any]]
+    ) -> bool:
+        """Edit one of the story's messages in place, unarchiving its thread when Discord archived it.
+
+        False when the message cannot be edited where it is (deleted, or its thread locked or deleted): the
+        caller posts anew. A missing permission raises DeliveryBlocked.
+        """
+        message = self.targets.messageable(channel_id, story).get_partial_message(message_id)
+        try:
+            await message.edit(**fields())
+            return True
+        except discord.HTTPException as exc:
+            failure = exc
+        if failure.code == THREAD_ARCHIVED:
+            if not await self.targets.unarchive(channel_id):
+                await self.targets.move_to_channel(story, THREAD_LOCKED_NOTE)
+                return False
+            try:
+                await message.edit(**fields())
+                return True
+            except discord.HTTPException as exc:
+                failure = exc
+        if failure.code in (UNKNOWN_MESSAGE, THREAD_LOCKED):
+            if failure.code == THREAD_LOCKED:
+                await self.targets.move_to_channel(story, THREAD_LOCKED_NOTE)
+            return False
+        if failure.code == UNKNOWN_CHANNEL and channel_id == story.thread_id:
+            await self.targets.forget_thread(story)
+            return False
+        raise self._blocked_or(story, channel_id, failure) from failure
+
+    def _blocked_or(self, story: Story, channel_id: int, exc: discord.HTTPException) -> Exception:
+        """What a failure that no reroute answers becomes: parked when the bot may not post, else itself."""
+        if exc.code in FORBIDDEN:
+            return self.targets.blocked(story, channel_id, exc)
+        if exc.code == UNKNOWN_CHANNEL and channel_id == story.channel_id:
+            return DeliveryBlocked("the story's channel was deleted")
+        return exc
+
+    async def _note_blocked(self, story: Story, reason: str) -> None:
+        """Once per story: say on the storyboard what is missing, with a Post again button; else tell the
+        owner in a direct message. The story's record of it is bot/delivery.py's."""
+        if story.id in self._offered:
+            return
+        self._offered.add(story.id)
+        rt = self.runtime
+        story = await self.targets.fresh(story)
+        if story.undelivered is None:  # bot/delivery.py records a parked delivery; this covers the storyboard
+            async with rt.db.transaction() as conn:
+                await story_rows.update(conn, story.id, now=rt.clock.now(), undelivered=reason)
+        board = await load_board(rt.db, rt.queue, story.id, settings=rt.settings)
+        if board is not None and story.channel_id is not None and story.storyboard_message_id is not None:
+            edit = {
+                "embed": storyboard_embed(board),
+                "view": post_again_view(story.id),
+                "allowed_mentions": NO_MENTIONS,
+            }
+            with contextlib.suppress(DeliveryBlocked, discord.HTTPException):
+                if await self._edit_message(story, story.channel_id, story.storyboard_message_id, lambda: edit):
+                    return
+        await self._tell_owner(story, reason)
+
+    async def _tell_owner(self, story: Story, reason: str) -> None:
+        if story.owner_id is None:
+            return
+        text = clip(
+            f"⚠️ I could not post everything of your story {story_label(story).strip(' ·')}: {reason}. "
+            "Once that is fixed, press **Post again** (or I will keep trying for a day).",
+            2000,
+        )
+        try:
+            channel = await self.bot.create_dm(discord.Object(story.owner_id))
+            await channel.send(text, view=post_again_view(story.id), allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:
+            log.info("story %s: the owner cannot be told in a direct message either (%s)", story.id, exc.code)
 
 
 def _posted(story: Story, scene: Scene) -> bool:

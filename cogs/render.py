@@ -6,6 +6,7 @@ description 4096, 25 fields of 1024, 6000 characters in all; choices 25 of at mo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -48,6 +49,21 @@ class Board:
     eta_s: float | None = None
 
 
+_MENTION = re.compile(r"<(?=[@#])")
+_MASS_MENTION = re.compile(r"@(?=everyone|here)")
+_LINE_MARK = re.compile(r"(?m)^(\s*)(#|-#|>)")
+
+
+def shown(text: str) -> str:
+    """Text from a user or a model, made inert for Discord: its markdown (bold, spoilers, code), masked links,
+    headings, quotes and mentions are shown as typed instead of taking effect. (Mentions never ping anyway:
+    every message goes out with AllowedMentions.none(); this keeps them from even rendering as mentions.)"""
+    text = discord.utils.escape_markdown(text)
+    text = _LINE_MARK.sub(lambda m: f"{m[1]}\\{m[2]}", text)
+    text = _MASS_MENTION.sub("@\u200b", text)
+    return _MENTION.sub("<\u200b", text)
+
+
 def clip(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, with an ellipsis when something was cut."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -77,9 +93,9 @@ def _stage_line(board: Board) -> str:
     if status is StoryStatus.ILLUSTRATING:
         return f"Illustrating: {counts}"
     if status is StoryStatus.COMPLETE:
-        return f"Done: {counts}"
+        return f"Done, not all posted: {counts}" if story.undelivered else f"Done: {counts}"
     if status is StoryStatus.FAILED:
-        return f"Failed: {story.error or counts}"
+        return f"Failed: {shown(story.error) if story.error else counts}"
     return "Cancelled"
 
 
@@ -100,18 +116,18 @@ def scene_field(story: Story, scene: Scene) -> tuple[str, str]:
     stage = scene_stage(story, scene)
     value = f"{STAGE_MARKS[stage]} {stage}"
     if scene.image_status is ImageStatus.FAILED and scene.image_error:
-        value += f": {scene.image_error}"
+        value += f": {shown(scene.image_error)}"
     elif scene.video_status is VideoStatus.FAILED and scene.video_error:
-        value += f": {scene.video_error}"
-    snippet = " ".join(scene.text.split())
+        value += f": {shown(scene.video_error)}"
+    snippet = shown(" ".join(scene.text.split()))
     return f"Scene {scene.index + 1}", clip(f"{value}\n{snippet}", FIELD_TEXT_CHARS * 2)
 
 
 def storyboard_embed(board: Board) -> discord.Embed:
     story = board.story
-    prompt = clip(" ".join(story.prompt.split()), PROMPT_CHARS)
+    prompt = clip(shown(" ".join(story.prompt.split())), PROMPT_CHARS)
     embed = discord.Embed(
-        title=clip(f"📖 {story.title or 'A new story'}", MAX_TITLE),
+        title=clip(f"📖 {shown(story.title or 'A new story')}", MAX_TITLE),
         description=f"*{prompt}*\n\n**{clip(status_line(board), 1000)}**",
         colour=STATUS_COLOURS[story.status],
     )
@@ -124,13 +140,37 @@ def storyboard_embed(board: Board) -> discord.Embed:
         for index in range(story.scene_count):
             embed.add_field(name=f"Scene {index + 1}", value=f"{STAGE_MARKS[stage]} {stage}", inline=True)
     notes = fallback_notes(board.scenes)
+    if story.delivery_note:
+        notes.insert(0, story.delivery_note)
     if notes:
         embed.add_field(name="Notes", value=clip("\n".join(notes), 1024), inline=False)
+    if story.undelivered:
+        text = f"{sentence(story.undelivered)} Once that is fixed, press **Post again** (I keep trying for a day)."
+        embed.add_field(name="⚠️ Not posted yet", value=clip(text, 1024), inline=False)
     models = f"images: {story.image_model}"
     if story.video_mode and story.video_model:
         models += f" · clips: {story.video_model}"
     embed.set_footer(text=f"{models} · story {story.id[:8]}")
     return embed
+
+
+def status_word(story: Story) -> str:
+    """The story's status as a user reads it: "complete" only once everything it made was posted."""
+    if story.undelivered and story.status in (StoryStatus.ILLUSTRATING, StoryStatus.COMPLETE):
+        return "undelivered"
+    return story.status.value
+
+
+def sentence(text: str) -> str:
+    """A service message as a sentence: capital first letter, closing full stop."""
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", "`")) else f"{text}."
+
+
+def story_label(story: Story) -> str:
+    """What a message posted in the channel (not the story's thread) starts with, so it is clear whose it is."""
+    title = shown(clip(" ".join((story.title or "A story").split()), 100))
+    return f"📖 **{title}** · "
 
 
 def scene_caption(scene: Scene, *, extra: str | None = None) -> str:
@@ -140,7 +180,7 @@ def scene_caption(scene: Scene, *, extra: str | None = None) -> str:
     room = MAX_CONTENT - len(head) - len(tail)
     if room < 20:
         return clip(head + (extra or ""), MAX_CONTENT)
-    return head + clip(scene.text.strip(), room) + tail
+    return head + clip(shown(scene.text.strip()), room) + tail
 
 
 def health_mark(breaker_state: str) -> str:

@@ -1,8 +1,9 @@
-"""/story new: validate, acknowledge, create the story, and answer with its storyboard.
+"""/story new: validate and store the story, acknowledge, and answer with its storyboard.
 
-Validation runs before the interaction is acknowledged: it reads only memory (plus a reference
-image's download, bounded well inside Discord's 3 seconds), and an error sent with
-``send_message(ephemeral=True)`` is really private, unlike the first followup after a public defer.
+Everything that can refuse runs before the interaction is acknowledged: the bot's permissions in the
+channel, the options, the limits, and storing the story (one short transaction that checks the limits
+again, plus a reference image's download, bounded well inside Discord's 3 seconds). So every refusal is
+sent with ``send_message(ephemeral=True)`` and is really private, unlike an answer after a public defer.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.domain import Modality
 from bot.errors import StorybotError, UserInputError
 from bot.stories import StoryOptions
 from cogs.library import StoryLibrary
+from cogs.message_targets import NEEDED_FOR_THREADS, NEEDED_IN_CHANNEL, NEEDED_IN_THREAD, and_list, missing_names
 from cogs.publisher import NO_MENTIONS
 from cogs.render import model_choices, storyboard_embed
 from cogs.storyboard import load_board
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CANNOT_START = "⚠️ The story could not be started because of a problem on our side; please try again in a moment."
 REFERENCE_READ_BUDGET_S = 1.5  # the download must leave time to acknowledge within 3 s
 
 
@@ -51,6 +54,29 @@ async def read_reference(attachment: discord.Attachment) -> bytes:
         raise UserInputError("the reference image took too long to download; try a smaller file") from None
     except discord.HTTPException:
         raise UserInputError("the reference image could not be downloaded; attach it again") from None
+
+
+THREADS = (discord.ChannelType.public_thread, discord.ChannelType.private_thread, discord.ChannelType.news_thread)
+
+
+def _in_thread(interaction: discord.Interaction) -> bool:
+    return interaction.channel is not None and interaction.channel.type in THREADS
+
+
+def missing_where(interaction: discord.Interaction) -> list[str]:
+    """What the bot lacks, among what delivering a story needs, where the command ran (its app_permissions)."""
+    needed = NEEDED_IN_THREAD if _in_thread(interaction) else NEEDED_IN_CHANNEL
+    return missing_names(interaction.app_permissions, needed)
+
+
+def no_thread_note(interaction: discord.Interaction) -> str | None:
+    """Why the story goes into the channel instead of a thread, when the bot may not make or post in one."""
+    if _in_thread(interaction):
+        return None  # a story started inside a thread is posted in that thread
+    missing = missing_names(interaction.app_permissions, NEEDED_FOR_THREADS)
+    if not missing:
+        return None
+    return f"I cannot make threads here (no {and_list(missing)} permission), so the story is posted in this channel."
 
 
 class StoryCog(commands.Cog):
@@ -83,6 +109,12 @@ class StoryCog(commands.Cog):
         style: str | None = None,
         reference: discord.Attachment | None = None,
     ) -> None:
+        missing = missing_where(interaction)
+        if missing:
+            text = f"⚠️ Cannot start the story: I need the {and_list(missing)} permission in this channel to post it. "
+            text += "Ask a moderator to give it to me, or start the story in another channel."
+            await interaction.response.send_message(text, ephemeral=True)
+            return
         options = StoryOptions(
             prompt=prompt,
             scenes=scenes,
@@ -93,19 +125,21 @@ class StoryCog(commands.Cog):
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
             owner_id=interaction.user.id,
+            in_channel_because=no_thread_note(interaction),
         )
         try:
             options = await self._validated(options, reference)
+            # Stored before the acknowledgement, so a limit that a racing command of the same user filled a
+            # moment ago is refused privately too (the limits are checked again inside this transaction).
+            story = await self.runtime.stories.create(options)
         except UserInputError as exc:
             await interaction.response.send_message(f"⚠️ Cannot start the story: {exc}", ephemeral=True)
             return
-        await interaction.response.defer()
-        try:
-            story = await self.runtime.stories.create(options)
         except StorybotError as exc:
             log.warning("creating a story failed after its checks passed: %s", exc)
-            await interaction.edit_original_response(content=f"⚠️ The story could not be started: {exc}")
+            await interaction.response.send_message(CANNOT_START, ephemeral=True)
             return
+        await interaction.response.defer()
         board = await load_board(self.runtime.db, self.runtime.queue, story.id, settings=self.runtime.settings)
         assert board is not None
         message = await interaction.edit_original_response(embed=storyboard_embed(board), allowed_mentions=NO_MENTIONS)
@@ -114,6 +148,8 @@ class StoryCog(commands.Cog):
 
     async def _validated(self, options: StoryOptions, reference: discord.Attachment | None) -> StoryOptions:
         """Options with the reference's bytes, or UserInputError (a broken limit included). Stores nothing."""
+        if not self.runtime.accepting_stories():  # no worker runs, or the database file is gone
+            raise UserInputError("the bot cannot make stories right now; please try again later")
         service = self.runtime.stories
         await self.runtime.quotas.check_story(await service.prepare(options))
         if reference is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterable
@@ -56,8 +57,42 @@ def loads(text: str | None, default: Any = None) -> Any:
     return default if text is None else json.loads(text)
 
 
-def _try_open(path: str) -> None:
-    sqlite3.connect(path).close()
+def _try_open(path: str, create: bool) -> None:
+    if create:
+        sqlite3.connect(path).close()
+    else:  # mode=rw fails instead of creating an empty database where the operator expected theirs
+        sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=rw", uri=True).close()
+
+
+# What SQLite says when the file itself is broken (as opposed to busy, locked or unwritable).
+_DAMAGED_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+RESTORE_HINT = "restore a backup, or move the file away to start afresh"
+
+
+def is_damaged(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says the database file is corrupt or not a database at all."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _DAMAGED_CODES
+
+
+class DatabaseDamaged(StorageError):
+    """The database file is corrupt: every command refuses it with one line instead of half-working."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the database at DATABASE_PATH is damaged ({reason}); run `storybot db check`, then "
+                         f"{RESTORE_HINT}")  # fmt: skip
+        self.reason = reason
+
+
+class DatabaseMissing(StorageError):
+    """There is no database file where DATABASE_PATH points, and the command must not create one."""
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 class Database:
@@ -67,6 +102,8 @@ class Database:
         self.synchronous = synchronous
         self._conn: Conn | None = None
         self._write_lock = asyncio.Lock()
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we opened
+        self._lost: str | None = None
 
     @property
     def conn(self) -> Conn:
@@ -74,7 +111,17 @@ class Database:
             raise StorageError("database is not open")
         return self._conn
 
-    async def open(self, *, migrate: bool = True) -> Database:
+    async def open(self, *, migrate: bool = True, create: bool = True, verify: bool = True) -> Database:
+        """Connect, apply the pragmas and (``migrate``) pending migrations.
+
+        ``create=False`` refuses a missing file (DatabaseMissing) instead of making an empty one;
+        ``verify`` runs ``PRAGMA quick_check`` first, so a corrupt file is refused at once (DatabaseDamaged)
+        rather than failing later, half-way through some command.
+        """
+        if not create and self.path != ":memory:" and not Path(self.path).exists():
+            raise DatabaseMissing(
+                "there is no database at DATABASE_PATH (nothing has run here yet, or DATABASE_PATH points elsewhere)"
+            )
         if self.path != ":memory:":
             parent = Path(self.path).parent
             try:
@@ -86,24 +133,71 @@ class Database:
         try:
             # Plain sqlite3 first: when aiosqlite's own connect fails, its thread outlives the call and
             # reports to an event loop that may be closed by then (a traceback after the one-line error).
-            await asyncio.to_thread(_try_open, self.path)
+            await asyncio.to_thread(_try_open, self.path, create)
             self._conn = await aiosqlite.connect(self.path, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
             await self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             # Before switching to WAL (which rewrites the header): a newer database is left untouched.
             await self.check_version()
+            if verify:
+                problems = await self.integrity_problems(quick=True, limit=1)
+                if problems:
+                    raise DatabaseDamaged(problems[0])
             await self._conn.execute("PRAGMA journal_mode = WAL")
             await self._conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             await self._conn.execute("PRAGMA foreign_keys = ON")
             if migrate:
                 await self.migrate()
+            self._identity = _identity(self.path)
+            self._lost = None
         except sqlite3.Error as exc:
             await self.close()
+            if is_damaged(exc):
+                raise DatabaseDamaged(str(exc)) from None
+            if not create and isinstance(exc, sqlite3.OperationalError) and not Path(self.path).exists():
+                raise DatabaseMissing("there is no database at DATABASE_PATH") from None
             raise StorageError(f"cannot open the database {self.path}: {exc}; check DATABASE_PATH") from None
         except BaseException:
             await self.close()  # an open aiosqlite thread would keep the process from exiting
             raise
         return self
+
+    async def integrity_problems(self, *, quick: bool = False, limit: int = 20) -> list[str]:
+        """What ``PRAGMA integrity_check`` (or the faster ``quick_check``) finds wrong; empty when all is well.
+
+        SQLite raises instead of answering when the damage is in the pages it needs to start the check.
+        """
+        pragma = "quick_check" if quick else "integrity_check"
+        try:
+            rows = await self.conn.execute_fetchall(f"PRAGMA {pragma}({int(limit)})")
+        except sqlite3.DatabaseError as exc:
+            if not is_damaged(exc):
+                raise
+            return [str(exc)]
+        # SQLite heads its report with "*** in database main ***" and may break a finding over lines.
+        found = [" ".join(str(row[0]).replace("*** in database main ***", "").split()) for row in rows]
+        return [] if found == ["ok"] else [finding for finding in found if finding]
+
+    def file_problem(self) -> str | None:
+        """Why the open connection no longer reads the file at the database's path, or None while it does.
+
+        Deleting or replacing a live SQLite file (``rm``, a restore copied over it, a volume remounted)
+        leaves the connection on the old, unlinked inode: every later write would land where nobody
+        will read it. Once noticed it stays noticed, and one error line names the path.
+        """
+        if self._lost is not None or self._identity is None:
+            return self._lost
+        now = _identity(self.path)
+        if now == self._identity:
+            return None
+        how = "deleted" if now is None else "replaced by another file"
+        self._lost = (
+            f"the database file was {how} while storybot was running; restart storybot to use the file now at "
+            "DATABASE_PATH"
+        )
+        log.error("the database file %s was %s while storybot was running; no more jobs will be taken and "
+                  "/health answers 503 until storybot is restarted", self.path, how)  # fmt: skip
+        return self._lost
 
     async def close(self) -> None:
         if self._conn is not None:

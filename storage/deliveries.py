@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from storage.db import Conn, Database
+from storage.db import Conn, Database, Target, fetch_one
+
+# A deliver job rescheduled because the bot may not post (bot/delivery.py) carries this in last_error.
+PARKED = "parked: "
 
 
 async def record(conn: Conn, *, key: str, story_id: str, target: str, message_id: str | None, now: float) -> bool:
@@ -15,11 +18,6 @@ async def record(conn: Conn, *, key: str, story_id: str, target: str, message_id
     return cursor.rowcount > 0
 
 
-async def get_message_id(db: Database, key: str) -> str | None:
-    row = await db.fetchone("SELECT message_id FROM deliveries WHERE key = ?", (key,))
-    return None if row is None else row["message_id"]
-
-
 async def exists(db: Database, key: str) -> bool:
     return await db.fetchone("SELECT 1 FROM deliveries WHERE key = ?", (key,)) is not None
 
@@ -27,3 +25,26 @@ async def exists(db: Database, key: str) -> bool:
 async def keys_for_story(db: Database, story_id: str) -> list[str]:
     rows = await db.fetchall("SELECT key FROM deliveries WHERE story_id = ? ORDER BY created_at", (story_id,))
     return [row["key"] for row in rows]
+
+
+async def parked_count(target: Target, story_id: str, *, excluding: str | None = None) -> int:
+    """How many of a story's deliveries are parked, or were given up on (failed or dead)."""
+    row = await fetch_one(
+        target,
+        "SELECT COUNT(*) FROM jobs WHERE story_id = ? AND kind = 'deliver' AND id IS NOT ? "
+        "AND ((status = 'queued' AND substr(last_error, 1, ?) = ?) OR status IN ('failed', 'dead'))",
+        (story_id, excluding, len(PARKED), PARKED),
+    )
+    return int(row[0]) if row else 0
+
+
+async def wake_parked(conn: Conn, story_id: str, *, now: float) -> int:
+    """Make a story's parked deliveries due now, and give those given up on a fresh start (the Post again
+    button); returns how many."""
+    cursor = await conn.execute(
+        "UPDATE jobs SET status = 'queued', run_after = ?, attempts = 0, interruptions = 0, finished_at = NULL, "
+        "updated_at = ? WHERE story_id = ? AND kind = 'deliver' "
+        "AND ((status = 'queued' AND substr(last_error, 1, ?) = ?) OR status IN ('failed', 'dead'))",
+        (now, now, story_id, len(PARKED), PARKED),
+    )
+    return cursor.rowcount

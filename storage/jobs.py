@@ -7,32 +7,111 @@ autocommit under the write lock, several in a ``BEGIN IMMEDIATE`` transaction) o
 already inside ``db.transaction()`` (they join the caller's transaction). Read
 functions run directly on whichever they are given. Guards on ``lease_owner`` and
 ``status = 'running'`` make every change by a worker a no-op once its lease is lost.
+
+Time: ``run_after``, ``lease_expires_at`` and the other timestamps are wall-clock times, written by
+whichever process made the change. Every statement that sets a queued job's ``run_after`` sets its
+``updated_at`` to the same "now", so ``run_after - updated_at`` is the delay it was given, and an
+``updated_at`` in the future says the clock that wrote it is ahead of ours (or ours stepped back):
+``job_recovery.rebase`` uses that to keep due times right. ``lease_expires_at`` is only shown, never
+acted on: leases are judged by the ``heartbeats`` counter (see ``job_recovery.reap``).
+
+Deliveries: a deliver job names the publisher that must make it (``publisher``); claims and the
+burst-mode reads take a ``publishers`` collection (None: every job) and skip deliveries of others.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pydantic import ValidationError
+
 from bot.domain import GenerationJob, JobStatus
+from bot.errors import StorageError
 from storage.db import Conn, Database, Row, Target, dumps, fetch_all, fetch_one, loads
+
+log = logging.getLogger(__name__)
 
 _COLUMNS = (
     "id, kind, payload, status, attempts, max_attempts, run_after, lease_owner, lease_expires_at, "
-    "idempotency_key, remote_id, last_error, story_id, user_id, provider, composition_settings, "
+    "idempotency_key, remote_id, last_error, story_id, user_id, provider, publisher, composition_settings, "
     "model_fallback_occurred, generation_warnings, result, created_at, updated_at, finished_at"
 )
-_JSON_DEFAULTS: dict[str, Any] = {"payload": {}, "composition_settings": {}, "generation_warnings": []}
+# Columns stored as JSON, with the value a NULL stands for.
+_JSON_COLUMNS: dict[str, Any] = {"payload": {}, "composition_settings": {}, "generation_warnings": [], "result": None}
+
+
+class BadJobRow(StorageError):
+    """A jobs row that cannot become a GenerationJob (a payload that is not JSON, an unknown kind...).
+
+    ``salvaged`` is the same job with its unreadable JSON columns at their defaults, when that much
+    can be read (its kind is known), so a give-up hook can still mark what it was making as failed.
+    """
+
+    def __init__(self, job_id: str, reason: str, salvaged: GenerationJob | None) -> None:
+        super().__init__(f"job {job_id}: its row cannot be read ({reason})")
+        self.job_id = job_id
+        self.reason = reason
+        self.salvaged = salvaged
+
+
+def _validate(data: dict[str, Any]) -> GenerationJob:
+    data["model_fallback_occurred"] = bool(data["model_fallback_occurred"])
+    return GenerationJob.model_validate(data)
 
 
 def _job(row: Row) -> GenerationJob:
+    """The row as a GenerationJob, or BadJobRow saying what in it cannot be read."""
     data = dict(row)
-    for column, default in _JSON_DEFAULTS.items():
-        data[column] = loads(data[column], default)
-    data["result"] = loads(data["result"])
-    data["model_fallback_occurred"] = bool(data["model_fallback_occurred"])
-    return GenerationJob.model_validate(data)
+    column = "the row"
+    try:
+        for column, default in _JSON_COLUMNS.items():
+            data[column] = loads(data[column], default)
+        return _validate(data)
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and ValidationError are ValueErrors
+        raise BadJobRow(str(row["id"]), _unreadable(exc, column), _salvage(row)) from None
+
+
+def _unreadable(exc: Exception, column: str) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error.get("loc", ())) or "the row"
+        return f"{field}: {error.get('msg', 'is invalid')}"[:200]
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{column} is not JSON ({exc.msg})"
+    return f"{column}: {type(exc).__name__}: {exc}"[:200]
+
+
+def _salvage(row: Row) -> GenerationJob | None:
+    data = dict(row)
+    for column, default in _JSON_COLUMNS.items():
+        try:
+            data[column] = loads(data[column], default)
+        except (ValueError, TypeError):
+            data[column] = default
+    try:
+        return _validate(data)
+    except (ValueError, TypeError):
+        return None
+
+
+_LEFT_OUT: set[str] = set()  # broken rows already reported: a storyboard re-reads its jobs every few seconds
+
+
+def _readable(rows: Iterable[Row]) -> list[GenerationJob]:
+    """The rows that can be read; the others are left out, with one warning each (a claim dead-letters them)."""
+    jobs = []
+    for row in rows:
+        try:
+            jobs.append(_job(row))
+        except BadJobRow as bad:
+            if bad.job_id not in _LEFT_OUT:
+                _LEFT_OUT.add(bad.job_id)
+                log.warning("%s; left out of listings", bad)
+    return jobs
 
 
 @asynccontextmanager
@@ -78,12 +157,13 @@ async def insert(target: Target, job: GenerationJob) -> GenerationJob:
         # RETURNING yields the row only when it was inserted; a key already taken reads the existing job.
         row = await fetch_one(
             conn,
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 22)}) ON CONFLICT(idempotency_key) DO NOTHING "
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 23)}) ON CONFLICT(idempotency_key) DO NOTHING "
             "RETURNING *",
             (
                 job.id, job.kind.value, dumps(job.payload), job.status.value, job.attempts, job.max_attempts,
                 job.run_after, job.lease_owner, job.lease_expires_at, job.idempotency_key, job.remote_id,
-                job.last_error, job.story_id, job.user_id, job.provider, dumps(job.composition_settings),
+                job.last_error, job.story_id, job.user_id, job.provider, job.publisher,
+                dumps(job.composition_settings),
                 int(job.model_fallback_occurred), dumps(job.generation_warnings),
                 None if job.result is None else dumps(job.result), job.created_at, job.updated_at, job.finished_at,
             ),
@@ -95,8 +175,24 @@ async def insert(target: Target, job: GenerationJob) -> GenerationJob:
     return _job(row)
 
 
-def claim_sql(excluded_providers: int = 0, excluded_users: int = 0) -> str:
-    """The claim statement. Parameters: owner, lease_expires_at, now, now, *providers, *users.
+def publisher_filter(publishers: int | None) -> str:
+    """`` AND ...`` keeping the jobs a process with ``publishers`` publishers may take (None: all of them).
+
+    Jobs without a publisher (everything but deliveries) are anyone's. Deliveries of a publisher this
+    process lacks are left in the queue for a process that has it: a `storybot work` beside the bot
+    must not write a Discord story's scenes into a storybook nobody opens, nor the bot swallow a
+    command-line story's storybook pages.
+    """
+    if publishers is None:
+        return ""
+    if publishers == 0:
+        return " AND publisher IS NULL"
+    return f" AND (publisher IS NULL OR publisher IN ({', '.join('?' * publishers)}))"
+
+
+def claim_sql(excluded_providers: int = 0, excluded_users: int = 0, publishers: int | None = None) -> str:
+    """The claim statement. Parameters: owner, lease_expires_at, lease_s, now, now, *providers, *users,
+    *publishers.
 
     The inner SELECT must read the partial index ``jobs_ready`` in order (no temp b-tree); a
     test checks that with EXPLAIN QUERY PLAN. NULL provider/user never count as excluded.
@@ -106,9 +202,11 @@ def claim_sql(excluded_providers: int = 0, excluded_users: int = 0) -> str:
         filters += f" AND (provider IS NULL OR provider NOT IN ({', '.join('?' * excluded_providers)}))"
     if excluded_users:
         filters += f" AND (user_id IS NULL OR user_id NOT IN ({', '.join('?' * excluded_users)}))"
+    filters += publisher_filter(publishers)
     return (
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?, "
-        "updated_at = ? WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= ?"
+        "heartbeats = heartbeats + 1, lease_s = ?, updated_at = ? "
+        "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= ?"
         f"{filters} ORDER BY run_after, id LIMIT 1) RETURNING *"
     )
 
@@ -121,11 +219,18 @@ async def claim(
     lease_s: float,
     exclude_providers: Collection[str] = (),
     exclude_users: Collection[int] = (),
+    publishers: Collection[str] | None = None,
 ) -> GenerationJob | None:
-    """Atomically take the next ready job: running, attempts+1, leased to ``owner``."""
+    """Atomically take the next ready job: running, attempts+1, leased to ``owner``.
+
+    Only deliveries of ``publishers`` are taken (None: any). A row that cannot be read is still
+    claimed, then BadJobRow is raised: the caller holds its lease and dead-letters it (``bury``), so
+    one broken row never stops the queue.
+    """
     providers, users = sorted(exclude_providers), sorted(exclude_users)
-    sql = claim_sql(len(providers), len(users))
-    rows = await _write(target, sql, (owner, now + lease_s, now, now, *providers, *users))
+    mine = None if publishers is None else sorted(publishers)
+    sql = claim_sql(len(providers), len(users), None if mine is None else len(mine))
+    rows = await _write(target, sql, (owner, now + lease_s, lease_s, now, now, *providers, *users, *(mine or ())))
     return _job(rows[0]) if rows else None
 
 
@@ -133,10 +238,11 @@ async def claim(
 
 
 async def heartbeat(target: Target, job_id: str, owner: str, lease_expires_at: float) -> bool:
-    """Extend the lease; False if the job is no longer running under ``owner``."""
+    """Extend the lease and move its heartbeat counter; False if the job is no longer running under ``owner``."""
     changed = await _changed(
         target,
-        "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
+        "UPDATE jobs SET lease_expires_at = ?, heartbeats = heartbeats + 1 "
+        "WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
         (lease_expires_at, job_id, owner),
     )
     return changed == 1
@@ -212,8 +318,9 @@ async def get(target: Target, job_id: str) -> GenerationJob | None:
 
 
 async def list_for_story(target: Target, story_id: str) -> list[GenerationJob]:
+    """The story's jobs that can be read (a broken row is logged and left out, not raised)."""
     rows = await fetch_all(target, "SELECT * FROM jobs WHERE story_id = ? ORDER BY created_at, id", (story_id,))
-    return [_job(row) for row in rows]
+    return _readable(rows)
 
 
 async def counts(target: Target) -> dict[str, int]:
@@ -224,15 +331,49 @@ async def counts(target: Target) -> dict[str, int]:
     return found
 
 
-async def next_run_after(target: Target) -> float | None:
-    """The earliest run_after among queued jobs (ready or not)."""
-    row = await fetch_one(target, "SELECT MIN(run_after) FROM jobs WHERE status = 'queued'")
+async def pending(target: Target, publishers: Collection[str] | None = None) -> dict[str, int]:
+    """Queued and running jobs that a process with ``publishers`` could take (None: all of them).
+
+    What burst mode waits for: a Discord story's deliveries, left for the bot, do not keep
+    `storybot work` from ending.
+    """
+    mine = () if publishers is None else tuple(sorted(publishers))
+    mine_only = publisher_filter(None if publishers is None else len(mine))
+    # One count per status, so each reads its partial index (jobs_ready, jobs_leased), not the whole table.
+    [(queued, running)] = await fetch_all(
+        target,
+        f"SELECT (SELECT COUNT(*) FROM jobs WHERE status = 'queued'{mine_only}), "
+        f"(SELECT COUNT(*) FROM jobs WHERE status = 'running'{mine_only})",
+        (*mine, *mine),
+    )
+    return {JobStatus.QUEUED.value: int(queued), JobStatus.RUNNING.value: int(running)}
+
+
+async def left_for_others(target: Target, publishers: Collection[str]) -> int:
+    """Queued deliveries that only a publisher not in ``publishers`` may make."""
+    mine = tuple(sorted(publishers))
+    others = f" AND publisher NOT IN ({', '.join('?' * len(mine))})" if mine else ""
+    row = await fetch_one(
+        target, f"SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND publisher IS NOT NULL{others}", mine
+    )
+    return int(row[0]) if row else 0
+
+
+async def next_run_after(target: Target, publishers: Collection[str] | None = None) -> float | None:
+    """The earliest run_after among queued jobs (ready or not) a process with ``publishers`` could take."""
+    mine = () if publishers is None else tuple(sorted(publishers))
+    row = await fetch_one(
+        target,
+        "SELECT MIN(run_after) FROM jobs WHERE status = 'queued'"
+        f"{publisher_filter(None if publishers is None else len(mine))}",
+        mine,
+    )
     return None if row is None or row[0] is None else float(row[0])
 
 
-async def oldest_queued_age(target: Target, now: float) -> float | None:
-    """How long the longest-waiting ready job has been due, in seconds (None if none is due)."""
-    earliest = await next_run_after(target)
+async def oldest_queued_age(target: Target, now: float, publishers: Collection[str] | None = None) -> float | None:
+    """How long the longest-waiting ready job (of those ``publishers`` may take) has been due (None if none is)."""
+    earliest = await next_run_after(target, publishers)
     return None if earliest is None or earliest > now else now - earliest
 
 

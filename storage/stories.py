@@ -11,22 +11,29 @@ from storage.db import Conn, Database, Row, Target, fetch_all, fetch_one
 _COLUMNS = (
     "id, guild_id, channel_id, thread_id, owner_id, prompt, title, style, bible, text_model, image_model, "
     "video_model, video_mode, reference_path, scene_count, status, error, storyboard_message_id, out_dir, "
-    "created_at, updated_at"
+    "post_in_channel, delivery_note, undelivered, parked_since, created_at, updated_at"
 )
 
 # Columns a caller may change with update(); status goes through set_status() so its table is checked.
-_UPDATABLE = frozenset({"title", "style", "bible", "thread_id", "storyboard_message_id", "out_dir", "error"})
+_UPDATABLE = frozenset(
+    {
+        "title", "style", "bible", "thread_id", "storyboard_message_id", "out_dir", "error",
+        "post_in_channel", "delivery_note", "undelivered", "parked_since",
+    }
+)  # fmt: skip
 
 
 def _story(row: Row) -> Story:
     data = dict(row)
     data["video_mode"] = bool(data["video_mode"])
+    data["post_in_channel"] = bool(data["post_in_channel"])
     return Story(**data)
 
 
 async def insert(conn: Conn, story: Story) -> Story:
     values = story.model_dump()
     values["video_mode"] = int(story.video_mode)
+    values["post_in_channel"] = int(story.post_in_channel)
     placeholders = ", ".join(f":{name.strip()}" for name in _COLUMNS.split(","))
     await conn.execute(f"INSERT INTO stories ({_COLUMNS}) VALUES ({placeholders})", values)
     return story

@@ -134,6 +134,7 @@ def health_document(report: StatusReport) -> dict[str, Any]:
         "queue": {"depth": report.queue_depth, "oldest_age_s": report.oldest_queued_age_s},
         "database": {"ok": report.database_ok},
         "discord": {"connected": report.discord_connected},
+        "workers": {"running": report.workers_running},
     }
 
 

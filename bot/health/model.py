@@ -146,12 +146,13 @@ class StatusReport:
     database_ok: bool = True
     discord_connected: bool | None = None  # None: not running as a Discord bot
     chart: list[ChartPoint] = field(default_factory=list)
+    workers_running: bool | None = None  # None: this process runs no long-lived worker pool
 
     @property
     def can_serve(self) -> bool:
-        """/health answers 200 only when the database works, Discord (if used) is connected, and each
-        modality has at least one model that is not down, retired or unconfigured."""
-        if not self.database_ok or self.discord_connected is False:
+        """/health answers 200 only when the database works, Discord (if used) is connected, the worker pool
+        (if any) runs, and each modality has at least one model that is not down, retired or unconfigured."""
+        if not self.database_ok or self.discord_connected is False or self.workers_running is False:
             return False
         serving = {m.modality for m in self.models if m.state in (HealthState.UP, HealthState.DEGRADED)}
         return {"text", "image"} <= serving

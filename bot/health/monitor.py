@@ -60,6 +60,7 @@ class HealthMonitor:
         self.recorder = CallRecorder(db, self.book, clock)
         self.alerts = AlertManager(db, [LoggingNotifier(), *notifiers], self.thresholds)
         self.discord_connected: Callable[[], bool | None] = lambda: None
+        self.workers_running: Callable[[], bool | None] = lambda: None
         self.probes_sent = 0
         self._next_check = 0.0
         self._next_aggregate = 0.0
@@ -142,6 +143,7 @@ class HealthMonitor:
             routing=self.settings.routing,
             now=now,
             discord_connected=self.discord_connected(),
+            workers_running=self.workers_running(),
         )
 
     async def tick(self) -> StatusReport:

@@ -61,9 +61,11 @@ async def build_report(
     routing: Mapping[Modality, RoutingConfig],
     now: float,
     discord_connected: bool | None = None,
+    workers_running: bool | None = None,
 ) -> StatusReport:
-    """One ModelStatus per model, the queue, and the chart; a broken database gives database_ok=False."""
-    database_ok = True
+    """One ModelStatus per model, the queue, and the chart; a broken database, or a database file deleted or
+    replaced under us, gives database_ok=False."""
+    database_ok = db.file_problem() is None
     queue_depth, oldest = 0, None
     try:
         history = await load_history(db, now)
@@ -82,5 +84,6 @@ async def build_report(
         oldest_queued_age_s=oldest,
         database_ok=database_ok,
         discord_connected=discord_connected,
+        workers_running=workers_running,
         chart=history.chart([key for key in keys if key in called]),
     )

@@ -96,6 +96,8 @@ def queue_line(report: StatusReport) -> str:
     line = f"Queue: {report.queue_depth} waiting"
     if report.oldest_queued_age_s is not None:
         line += f", the oldest for {duration(report.oldest_queued_age_s)}"
+    if report.workers_running is False:
+        line += "; no worker is running, so nothing is being made"
     return line
 
 

@@ -6,6 +6,7 @@ from bot.jobs.bookkeeping import WorkerStats
 from bot.jobs.contract import GiveUpHook, Handler, JobContext, JobOutcome, LeaseLost, PermanentFailure, Reschedule
 from bot.jobs.maintenance import make_owner
 from bot.jobs.queue import JobQueue
+from bot.jobs.supervisor import WorkerSupervisor
 from bot.jobs.worker import WorkerPool
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "Reschedule",
     "WorkerPool",
     "WorkerStats",
+    "WorkerSupervisor",
     "make_owner",
 ]

@@ -15,7 +15,7 @@ import random
 from collections.abc import Awaitable, Mapping
 
 from bot.domain import GenerationJob, JobKind, JobStatus
-from bot.errors import ProviderError, StorybotError
+from bot.errors import StorageError, StorybotError, plain_words
 from bot.jobs.bookkeeping import job_tag
 from bot.jobs.contract import (
     Handler,
@@ -27,18 +27,17 @@ from bot.jobs.contract import (
     run_to_completion,
 )
 from bot.jobs.maintenance import QueueMaintenance
+from bot.redaction import redact
+from storage.jobs import BadJobRow
 
 log = logging.getLogger(__name__)
 
 
 def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, ProviderError):
-        text = exc.plain()
-    elif isinstance(exc, StorybotError | PermanentFailure):
-        text = str(exc) or type(exc).__name__
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return text[:500]
+    """The error text a job keeps, and a user may see (a scene's error): plain words, secrets masked.
+    The details of an unexpected error are logged where it is caught."""
+    text = (str(exc) or "it cannot be done") if isinstance(exc, PermanentFailure) else plain_words(exc)
+    return redact(text)[:500]
 
 
 class _HookFailed(Exception):
@@ -71,6 +70,10 @@ class JobExecution(QueueMaintenance):
             await self._settle(job, self._give_up(job, JobStatus.FAILED, describe_error(exc)))
         except Exception as exc:
             await self._settle(job, self._retry_or_bury(job, exc))
+        except BaseException as exc:  # not cancellation (above): SystemExit, KeyboardInterrupt, a stray subclass
+            # Retrying would raise it again, and letting it out would stop every other job with it.
+            error_text = f"{describe_error(exc)} (the handler raised {type(exc).__name__})"
+            await self._settle(job, self._give_up(job, JobStatus.DEAD, error_text, cause=exc))
         else:
             await self._settle(job, self._succeed(job, outcome or JobOutcome()))
         if not self._shutting_down:
@@ -130,7 +133,9 @@ class JobExecution(QueueMaintenance):
         self.stats.succeeded += 1
         log.info("%s: succeeded%s", job_tag(job), " (with fallback)" if outcome.fallback else "")
 
-    async def _give_up(self, job: GenerationJob, status: JobStatus, error_text: str) -> None:
+    async def _give_up(
+        self, job: GenerationJob, status: JobStatus, error_text: str, *, cause: BaseException | None = None
+    ) -> None:
         async with self.queue.db.transaction() as conn:
             if not await self.queue.finish(job.id, self.owner, status=status, error=error_text, conn=conn):
                 raise LeaseLost(f"job {job.id} lost its lease")
@@ -140,7 +145,25 @@ class JobExecution(QueueMaintenance):
             self.stats.dead += 1
         else:
             self.stats.failed += 1
-        log.error("%s: %s: %s", job_tag(job), status.value, error_text)
+        log.error("%s: %s: %s", job_tag(job), status.value, error_text, exc_info=cause)
+
+    async def _bury_unreadable(self, bad: BadJobRow) -> None:
+        """Dead-letter a claimed row that cannot be read, with its reason; the queue goes on without it."""
+        error_text = f"its row cannot be read: {bad.reason}"
+        try:
+            async with self.queue.db.transaction() as conn:
+                if not await self.queue.finish(bad.job_id, self.owner, status=JobStatus.DEAD, error=error_text,
+                                               conn=conn):  # fmt: skip
+                    return
+                if bad.salvaged is not None:
+                    settled = bad.salvaged.model_copy(update={"status": JobStatus.DEAD, "last_error": error_text})
+                    await self._call_give_up(settled, error_text, conn)
+        except StorageError as exc:
+            log.warning("job %s: could not be dead-lettered (%s); its lease will expire and it is tried again",
+                        bad.job_id, exc)  # fmt: skip
+            return
+        self.stats.dead += 1
+        log.error("job %s: dead: %s", bad.job_id, error_text)
 
     async def _retry_or_bury(self, job: GenerationJob, exc: BaseException) -> None:
         error_text = describe_error(exc)

@@ -1,10 +1,16 @@
 """Leases and queue maintenance for the worker pool: heartbeats, reaping dead jobs, releasing orphans.
 
-The heartbeat runs on real time (``asyncio.sleep``) while lease expiry is computed from the injected
-clock: leases guard against real time passing, and a fake clock must not make the heartbeat spin.
-Maintenance extends our own leases first, then reaps expired jobs and releases the jobs of
-processes that died on this host, in one transaction. It is a base of ``WorkerPool`` (which sets
-the attributes declared here), kept apart from the main loop and from running a job.
+Time: the heartbeat runs on real time (``asyncio.sleep``, monotonic) and bumps the job's heartbeat
+counter each time; a fake clock must not make it spin. Other processes judge our lease by that
+counter moving on their own monotonic clocks (storage.job_recovery.LeaseWatch), never by our wall
+clock, so a clock step here or there neither hands our live job to them nor keeps a dead one from
+them. Maintenance is paced on the injected clock's ``monotonic()``: a wall clock stepping back an
+hour must not stop it for an hour.
+
+Maintenance extends our own leases first, then re-bases due times written by a clock ahead of ours,
+reaps jobs whose heartbeat stood still for their lease and releases the jobs of processes that died
+on this host, in one transaction. It is a base of ``WorkerPool`` (which sets the attributes declared
+here), kept apart from the main loop and from running a job.
 """
 
 from __future__ import annotations
@@ -29,6 +35,14 @@ log = logging.getLogger(__name__)
 # Owners of the pools running in this process: release_orphans must not take their jobs even
 # though they share our pid (in a container the pid of a restarted bot is often the same).
 LIVE_OWNERS: set[str] = set()
+# The slots of the pools running in this process. A job one of them is running is known alive without
+# watching its heartbeat (which runs on real time, while a test's fake clock may leap); a job a live
+# pool gave up on (its settle failed) is not in them, and is reaped like any other once its lease is over.
+LIVE_LEDGERS: set[SlotLedger] = set()
+
+
+def jobs_running_here() -> frozenset[str]:
+    return frozenset(job_id for ledger in LIVE_LEDGERS for job_id in ledger.in_flight)
 
 
 def make_owner() -> str:
@@ -86,14 +100,15 @@ class QueueMaintenance:
 
     async def _maintain(self) -> None:
         await run_to_completion(self._reap_and_release())
-        self._next_maintenance = self.clock.now() + self.maintenance_every_s
+        self._next_maintenance = self.clock.monotonic() + self.maintenance_every_s
 
     async def _reap_and_release(self) -> None:
-        # Our own running jobs first, so our reaper never takes a job we are still running.
+        # Our own running jobs beat first: other processes' reapers judge them by their heartbeats.
         for job in list(self._slots.in_flight.values()):
             await self._extend_lease(job)
         async with self.queue.db.transaction() as conn:
-            dead = await self.queue.reap(conn=conn)
+            await self.queue.rebase(conn=conn)
+            dead = await self.queue.reap(keep_ids=jobs_running_here(), conn=conn)
             dead += await self.queue.release_orphans(
                 socket.gethostname(), _other_process_alive, keep_owners=frozenset(LIVE_OWNERS), conn=conn
             )
@@ -103,11 +118,13 @@ class QueueMaintenance:
                 await self._call_give_up(job, job.last_error or "dead", conn)
 
     async def _maintain_quietly(self) -> None:
+        if self.queue.db.file_problem() is not None:
+            return  # reaping into a file nobody reads any more would only hide what happened
         try:
             await self._maintain()
         except StorageError as exc:
             log.warning("queue maintenance failed, will try again: %s", exc)
-            self._next_maintenance = self.clock.now() + min(self.maintenance_every_s, self.idle_poll_s)
+            self._next_maintenance = self.clock.monotonic() + min(self.maintenance_every_s, self.idle_poll_s)
 
     async def _call_give_up(self, job: GenerationJob, error_text: str, conn: Conn) -> None:
         if self.on_give_up is None:

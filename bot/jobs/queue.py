@@ -1,6 +1,10 @@
 """JobQueue: the service face of the durable queue (storage/jobs.py and storage/job_recovery.py hold the SQL).
 
 Writes that take ``conn`` join the caller's ``db.transaction()``; without it they commit alone.
+
+``publishers`` are the publishers of the process the queue serves ("discord" for the bot, "offline"
+for the command line; None in tests of the queue alone: every job). Claims, and what burst mode and
+the health report wait for, leave out the deliveries of other publishers (storage.jobs.publisher_filter).
 """
 
 from __future__ import annotations
@@ -14,12 +18,21 @@ from bot.domain import GenerationJob, JobKind, JobStatus
 from storage import job_recovery
 from storage import jobs as job_rows
 from storage.db import Conn, Database
+from storage.job_recovery import LeaseWatch
 
 log = logging.getLogger(__name__)
 
 
 class JobQueue:
-    def __init__(self, db: Database, clock: Clock, *, lease_s: float = 60.0, max_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        lease_s: float = 60.0,
+        max_attempts: int = 5,
+        publishers: Collection[str] | None = None,
+    ) -> None:
         if lease_s <= 0:
             raise ValueError("lease_s must be positive")
         if max_attempts < 1:
@@ -28,6 +41,8 @@ class JobQueue:
         self.clock = clock
         self.lease_s = lease_s
         self.max_attempts = max_attempts
+        self.publishers: frozenset[str] | None = None if publishers is None else frozenset(publishers)
+        self.lease_watch = LeaseWatch()  # what this process has seen of other workers' heartbeats
 
     def _target(self, conn: Conn | None) -> Database | Conn:
         return self.db if conn is None else conn
@@ -41,6 +56,7 @@ class JobQueue:
         story_id: str | None = None,
         user_id: int | None = None,
         provider: str | None = None,
+        publisher: str | None = None,
         delay_s: float = 0,
         max_attempts: int | None = None,
         composition_settings: dict[str, Any] | None = None,
@@ -55,6 +71,7 @@ class JobQueue:
             story_id=story_id,
             user_id=user_id,
             provider=provider,
+            publisher=publisher,
             run_after=now + max(delay_s, 0),
             max_attempts=max_attempts or self.max_attempts,
             composition_settings=composition_settings or {},
@@ -85,6 +102,7 @@ class JobQueue:
             lease_s=lease_s or self.lease_s,
             exclude_providers=exclude_providers,
             exclude_users=exclude_users,
+            publishers=self.publishers,
         )
 
     async def heartbeat(self, job_id: str, owner: str, *, lease_s: float | None = None) -> bool:
@@ -138,8 +156,20 @@ class JobQueue:
     async def set_remote_id(self, job_id: str, owner: str, remote_id: str) -> bool:
         return await job_rows.set_remote_id(self.db, job_id, owner, remote_id)
 
-    async def reap(self, *, conn: Conn | None = None) -> list[GenerationJob]:
-        return await job_recovery.reap(self._target(conn), self.clock.now())
+    async def reap(self, *, keep_ids: Collection[str] = (), conn: Conn | None = None) -> list[GenerationJob]:
+        """Hand back the jobs whose heartbeat this queue has seen stand still for their lease (see LeaseWatch)."""
+        return await job_recovery.reap(
+            self._target(conn),
+            self.lease_watch,
+            now=self.clock.now(),
+            monotonic=self.clock.monotonic(),
+            default_lease_s=self.lease_s,
+            keep_ids=keep_ids,
+        )
+
+    async def rebase(self, *, conn: Conn | None = None) -> int:
+        """Due times written by a clock ahead of ours count from now instead (see job_recovery.rebase)."""
+        return await job_recovery.rebase(self._target(conn), self.clock.now())
 
     async def release_orphans(
         self,
@@ -170,11 +200,19 @@ class JobQueue:
     async def counts(self) -> dict[str, int]:
         return await job_rows.counts(self.db)
 
+    async def pending(self) -> dict[str, int]:
+        """Queued and running jobs this process could take: what burst mode waits for."""
+        return await job_rows.pending(self.db, self.publishers)
+
+    async def left_for_others(self) -> int:
+        """Queued deliveries only a process with another publisher may make (the bot's, for the CLI)."""
+        return 0 if self.publishers is None else await job_rows.left_for_others(self.db, self.publishers)
+
     async def next_run_after(self) -> float | None:
-        return await job_rows.next_run_after(self.db)
+        return await job_rows.next_run_after(self.db, self.publishers)
 
     async def oldest_queued_age(self) -> float | None:
-        return await job_rows.oldest_queued_age(self.db, self.clock.now())
+        return await job_rows.oldest_queued_age(self.db, self.clock.now(), self.publishers)
 
     async def queue_position(self, job_id: str) -> int:
         return await job_rows.queue_position(self.db, job_id)

@@ -19,8 +19,9 @@ from bot.errors import StorageError
 from bot.jobs.bookkeeping import SlotLedger, WorkerStats, job_tag
 from bot.jobs.contract import GiveUpHook, Handler, run_to_completion
 from bot.jobs.execution import JobExecution
-from bot.jobs.maintenance import LIVE_OWNERS, make_owner
+from bot.jobs.maintenance import LIVE_LEDGERS, LIVE_OWNERS, make_owner
 from bot.jobs.queue import JobQueue
+from storage.jobs import BadJobRow
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class WorkerPool(JobExecution):
         self._handling: set[str] = set()  # jobs whose handler is still running (may be cancelled)
         self._shutting_down = False
         self._next_maintenance = 0.0
+        self.running = False  # inside run_until_empty / run_forever: /health and /story new read it
 
     async def run_until_empty(self) -> WorkerStats:
         """Burst mode: run until no job is queued or running, waiting out delayed jobs."""
@@ -80,12 +82,14 @@ class WorkerPool(JobExecution):
 
     async def _run(self, stop: asyncio.Event | None) -> WorkerStats:
         LIVE_OWNERS.add(self.owner)
+        LIVE_LEDGERS.add(self._slots)
         self._shutting_down = False
+        self.running = True
         tasks: set[asyncio.Task[None]] = set()
         try:
             await self._maintain_quietly()
             while stop is None or not stop.is_set():
-                if self.clock.now() >= self._next_maintenance:
+                if self.clock.monotonic() >= self._next_maintenance:
                     await self._maintain_quietly()
                 await self._fill(tasks)
                 if tasks:
@@ -94,7 +98,11 @@ class WorkerPool(JobExecution):
                     for task in done:
                         if not task.cancelled() and task.exception() is not None:
                             log.error("job task %s crashed", task.get_name(), exc_info=task.exception())
+                            self._forget(task)
                     continue
+                lost = self.queue.db.file_problem()
+                if stop is None and lost is not None:
+                    raise StorageError(lost)  # burst mode: nothing more can be done with this file
                 if stop is None and await self._drained():
                     break
                 await self._idle(stop)
@@ -104,8 +112,16 @@ class WorkerPool(JobExecution):
             await self._hand_back_all(tasks)
             raise
         finally:
+            self.running = False
             LIVE_OWNERS.discard(self.owner)
+            LIVE_LEDGERS.discard(self._slots)
         return self.stats
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        """A job task that crashed past its own handling: free its slots; its lease expires and it runs again."""
+        for job_id, tracked in list(self._tasks.items()):
+            if tracked is task and (job := self._slots.in_flight.get(job_id)) is not None:
+                self._untrack(job)
 
     async def _wait_for_room(self, tasks: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
         """Wait until a job ends, a running job frees its provider slot, or idle_poll_s passes; the ended jobs."""
@@ -119,8 +135,13 @@ class WorkerPool(JobExecution):
     async def _fill(self, tasks: set[asyncio.Task[None]]) -> None:
         self._slots.room.clear()  # before claiming: a slot freed from here on wakes the next wait
         while len(tasks) < self.concurrency:
+            if self.queue.db.file_problem() is not None:
+                return  # the file at DATABASE_PATH is not the one we hold open: claim nothing more
             try:
                 job = await run_to_completion(self._claim_and_track())
+            except BadJobRow as bad:
+                await run_to_completion(self._bury_unreadable(bad))
+                continue
             except StorageError as exc:
                 log.warning("could not claim a job, will try again: %s", exc)
                 await asyncio.sleep(STORAGE_RETRY_PAUSE_S)  # real time: another process holds the lock
@@ -144,17 +165,20 @@ class WorkerPool(JobExecution):
         return job
 
     async def _drained(self) -> bool:
-        counts = await self.queue.counts()
+        """No job this process could take is queued or running (deliveries left for another publisher aside)."""
+        counts = await self.queue.pending()
         return counts[JobStatus.QUEUED] == 0 and counts[JobStatus.RUNNING] == 0
 
     async def _idle(self, stop: asyncio.Event | None) -> None:
         """Sleep until the next delayed job is due; check often while others hold running jobs."""
         next_due = await self.queue.next_run_after()
         delay = self.idle_poll_s if next_due is None else next_due - self.clock.now()
+        if delay > self.idle_poll_s and await self._rebased():
+            return  # that due time was a clock's step, not a delay: look again
         if delay <= 0:
             await asyncio.sleep(0)
             return
-        counts = await self.queue.counts()
+        counts = await self.queue.pending()
         if isinstance(self.clock, SystemClock) or counts[JobStatus.RUNNING]:
             delay = min(delay, self.idle_poll_s)
         if stop is None:
@@ -168,6 +192,14 @@ class WorkerPool(JobExecution):
             for task in (sleeper, stopper):
                 task.cancel()
             await asyncio.gather(sleeper, stopper, return_exceptions=True)
+
+    async def _rebased(self) -> bool:
+        """Re-base due times a clock ahead of ours wrote, before sleeping until one of them (job_recovery.rebase)."""
+        try:
+            return await run_to_completion(self.queue.rebase()) > 0
+        except StorageError as exc:
+            log.warning("could not check the queue's due times, will try again: %s", exc)
+            return False
 
     async def _hand_back_all(self, tasks: set[asyncio.Task[None]]) -> None:
         """On cancellation: stop handlers and put their jobs back without spending an attempt."""

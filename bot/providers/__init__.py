@@ -1,10 +1,17 @@
-"""Provider adapters, built lazily per provider name from settings."""
+"""Provider adapters, built lazily per provider name from settings.
+
+``text``, ``image`` and ``video`` hand out each adapter behind ``guard.GuardedProvider`` (a deadline per
+call, every picture and clip checked before anyone stores it); ``adapter`` is the bare one, for the
+health checks (which keep their own shorter deadline) and the local provider's housekeeping.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bot.media_probe import MediaLimits
 from bot.providers.base import ImageProvider, TextProvider, VideoProvider
+from bot.providers.guard import GuardedProvider
 from bot.registry import Registry
 from bot.settings import Settings
 
@@ -16,6 +23,8 @@ class ProviderSet:
         self.settings = settings
         self.registry = registry
         self._adapters: dict[str, Any] = dict(overrides or {})
+        self._guarded: dict[str, GuardedProvider] = {}
+        self.limits = MediaLimits.from_settings(settings)
 
     def adapter(self, provider: str) -> Any:
         if provider not in self._adapters:
@@ -35,7 +44,13 @@ class ProviderSet:
         adapter = self.adapter(provider)
         if not isinstance(adapter, protocol):
             raise TypeError(f"the {provider} adapter does not implement {protocol.__name__}")
-        return adapter
+        guarded = self._guarded.get(provider)
+        if guarded is None or guarded.adapter is not adapter:
+            guarded = GuardedProvider(
+                adapter, provider, deadline_s=self.settings.provider_timeout_s, limits=self.limits
+            )
+            self._guarded[provider] = guarded
+        return guarded
 
     def _build(self, provider: str) -> Any:
         # Imported here so a bot that never uses a provider never imports its SDK.

@@ -1,14 +1,16 @@
-"""The prompt that asks a chat model for a story, and the parser for its JSON answer.
+"""The prompt that asks a chat model for a story, and the schema its JSON answer must fit.
 
 Shared by every chat-model adapter, so each model is asked the same thing and judged the same way.
 """
 
 from __future__ import annotations
 
-import json
 import re
+from typing import Annotated
 
-from bot.errors import ErrorKind, ProviderError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from bot.errors import UnusableAnswer
 from bot.providers.base import StoryDraft, StoryRequest
 
 SYSTEM_PROMPT = (
@@ -18,6 +20,26 @@ SYSTEM_PROMPT = (
     "can keep every picture consistent. Each scene is 2-3 vivid sentences that can be drawn as one "
     "picture. Keep it suitable for all ages."
 )
+
+# Far above what the prompt asks for, and within what a Discord message or embed can carry.
+MAX_TITLE_CHARS = 200
+MAX_BIBLE_CHARS = 1000
+MAX_SCENE_CHARS = 1500
+MAX_SCENES_IN_ANSWER = 50  # a model may write a few more scenes than asked (the first ones are kept), not hundreds
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_CHARS)]
+Bible = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_BIBLE_CHARS)]
+SceneText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SCENE_CHARS)]
+
+
+class StoryAnswer(BaseModel):
+    """The only answer shape accepted: strings where strings belong (no numbers or objects coerced)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    title: Title
+    bible: Bible
+    scenes: list[SceneText] = Field(min_length=1, max_length=MAX_SCENES_IN_ANSWER)
 
 
 def user_prompt(request: StoryRequest) -> str:
@@ -29,16 +51,32 @@ _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
 
 
 def parse_story(text: str | None, request: StoryRequest, *, model: str) -> StoryDraft:
-    """Parse the model's JSON answer; a missing or malformed story is a transient failure (ask again)."""
+    """The model's JSON answer checked against ``StoryAnswer``; any other shape, or fewer scenes than
+    asked, is an UnusableAnswer (transient: ask again, then another model)."""
     try:
-        data = json.loads(_FENCE.sub("", (text or "").strip()))
-        title = str(data["title"]).strip()
-        bible = str(data.get("bible") or "").strip()
-        scenes = [str(scene).strip() for scene in data["scenes"] if str(scene).strip()]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ProviderError(ErrorKind.TRANSIENT, "the model did not return a story", model=model) from exc
-    if not title or len(scenes) < request.scene_count:
-        raise ProviderError(
-            ErrorKind.TRANSIENT, f"the model wrote {len(scenes)} of {request.scene_count} scenes", model=model
+        answer = StoryAnswer.model_validate_json(_FENCE.sub("", (text or "").strip()))
+    except ValidationError as exc:
+        raise _unfit(exc, model) from exc
+    return _draft(answer, request, model)
+
+
+def check_draft(draft: StoryDraft, request: StoryRequest, *, model: str | None = None) -> StoryDraft:
+    """A draft from any adapter held to the same schema as a parsed answer (the guard's check)."""
+    try:
+        answer = StoryAnswer.model_validate(draft.model_dump(include={"title", "bible", "scenes"}))
+    except ValidationError as exc:
+        raise _unfit(exc, model) from exc
+    return _draft(answer, request, model)
+
+
+def _draft(answer: StoryAnswer, request: StoryRequest, model: str | None) -> StoryDraft:
+    if len(answer.scenes) < request.scene_count:
+        raise UnusableAnswer(
+            f"the model wrote {len(answer.scenes)} of {request.scene_count} scenes", what="a story", model=model
         )
-    return StoryDraft(title=title[:200], bible=bible[:1000], scenes=[s[:1500] for s in scenes[: request.scene_count]])
+    return StoryDraft(title=answer.title, bible=answer.bible, scenes=list(answer.scenes[: request.scene_count]))
+
+
+def _unfit(exc: ValidationError, model: str | None) -> UnusableAnswer:
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in exc.errors()[:3])
+    return UnusableAnswer(f"the story answer does not fit the schema ({problems})", what="a story", model=model)

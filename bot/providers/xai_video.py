@@ -3,7 +3,7 @@
 ``submit_video`` is a POST that starts a paid render, so it is never repeated by this module; the
 pipeline saves the returned request id at once and polls it (HTTP 202 while pending). A finished
 clip lives at an ephemeral bucket URL and is streamed to disk in 1 MiB chunks, so memory stays flat
-whatever the clip's size.
+whatever the clip's size, and stops at MAX_CLIP_BYTES: a URL that never ends costs one cap of bytes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.errors import ErrorKind, ProviderError
+from bot.errors import ErrorKind, ProviderError, UnusableAnswer
 from bot.providers.base import VideoPoll, VideoRequest, VideoState
 from bot.providers.xai_http import DETAIL_LIMIT, XAIHttp, data_url, read_json
 
@@ -82,15 +82,23 @@ async def download_video(http: XAIHttp, poll: VideoPoll, dest: Path) -> None:
 
 async def _stream_to(http: XAIHttp, url: str, dest: Path) -> None:
     client = http.downloads()
+    cap = http.settings.max_clip_bytes
     try:
         async with client.stream("GET", url, headers=http.download_headers(url)) as response:
             if response.status_code >= 400:
                 await response.aread()
                 raise _download_refused(http, response)
             expected = _content_length(response)
+            if expected is not None and expected > cap:
+                raise _over_cap(f"announced {expected} bytes", cap)
             handle = await asyncio.to_thread(dest.open, "wb")
+            written = 0
             try:
                 async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
+                    written += len(chunk)
+                    # Both counts: a compressed body could unpack to far more than it took to send.
+                    if max(written, response.num_bytes_downloaded) > cap:  # leaving the block closes the connection
+                        raise _over_cap(f"sent more than {cap} bytes", cap)
                     await asyncio.to_thread(handle.write, chunk)
             finally:
                 await asyncio.to_thread(handle.close)
@@ -99,6 +107,10 @@ async def _stream_to(http: XAIHttp, url: str, dest: Path) -> None:
         raise http.transport_error(exc, None) from exc
     if expected is not None and received != expected:
         raise ProviderError(ErrorKind.TRANSIENT, f"the clip download was cut short ({received} of {expected} bytes)")
+
+
+def _over_cap(said: str, cap: int) -> UnusableAnswer:
+    return UnusableAnswer(f"the clip download {said}, over MAX_CLIP_BYTES ({cap})", what="a clip")
 
 
 def _download_refused(http: XAIHttp, response: httpx.Response) -> ProviderError:

@@ -139,6 +139,12 @@ async def test_list_pages_autocomplete_and_show(fake: FakeDiscord, tmp_path: Pat
         await fake.wait_until(lambda: len(handle.messages) == 2 and not handle.messages[0].loading, what="replay")
         board, scene_message = handle.messages
         assert board.embeds[0]["title"] == "📖 A Fox Who Learns to Fly" and str(fox_board.id) in board.content
+        # The header edits the deferred message itself (PATCH @original); no followup relies on the deprecated
+        # "first followup edits the deferred message" behaviour.
+        token = handle.token
+        headers = [r for r in fake.requests_to("webhook_edit_message") if token in r.path and "@original" in r.path]
+        assert headers and "Replay of" in str(headers[0].payload)
+        assert not any("Replay of" in str(r.payload) for r in fake.requests_to("webhook_execute") if token in r.path)
         assert scene_message.content.startswith("**Scene 1**\n")
         image, clip = scene_message.attachments
         assert image.filename == "scene-01-image.png" and Image.open(io.BytesIO(image.data)).size[0] > 0

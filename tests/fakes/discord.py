@@ -25,6 +25,8 @@ import yarl
 from aiohttp import web
 
 from bot.clock import Clock, SystemClock
+from tests.fakes.discord_channels import ChannelRoutes, delete_channel
+from tests.fakes.discord_dms import DirectMessages
 from tests.fakes.discord_gateway import Gateway
 from tests.fakes.discord_interactions import (
     INTERACTION_AUTOCOMPLETE,
@@ -35,6 +37,8 @@ from tests.fakes.discord_interactions import (
     find_component,
     new_token,
 )
+from tests.fakes.discord_permissions import PermissionCalculator
+from tests.fakes.discord_ratelimits import SCOPES, RateLimits
 from tests.fakes.discord_rest import Fault, MessageStore, RestApi
 from tests.fakes.discord_state import (
     ALL_PERMISSIONS,
@@ -46,8 +50,16 @@ from tests.fakes.discord_state import (
     GUILD_OWNER_ID,
     JSON,
     MIB,
+    OVERWRITE_MEMBER,
+    OVERWRITE_ROLE,
     PERM_ADMINISTRATOR,
+    PERM_ATTACH_FILES,
+    PERM_CREATE_PRIVATE_THREADS,
+    PERM_EMBED_LINKS,
     PERM_MANAGE_MESSAGES,
+    PERM_READ_MESSAGE_HISTORY,
+    PERM_SEND_MESSAGES,
+    PERM_VIEW_CHANNEL,
     TEXT_CHANNEL_ID,
     CallbackRecord,
     CallbackRejected,
@@ -59,16 +71,25 @@ from tests.fakes.discord_state import (
     FakeMessage,
     FakeRole,
     FakeUser,
+    Overwrite,
     RecordedError,
     RecordedRequest,
     Snowflakes,
 )
+from tests.fakes.discord_threads import ThreadLifecycle
 from tests.fakes.discord_webhooks import InteractionRoutes
 
 __all__ = ["CallbackRejected", "FakeDiscord", "InteractionHandle"]
 
 T = TypeVar("T")
-BOT_PERMISSIONS = EVERYONE_PERMISSIONS | PERM_MANAGE_MESSAGES | (1 << 34) | (1 << 36)  # + manage/create threads
+# No MANAGE_THREADS: a locked thread really locks the bot out (threads.mdx "Locked Threads"); @everyone's
+# CREATE_PUBLIC_THREADS and SEND_MESSAGES_IN_THREADS are enough for a story's thread.
+# What an app may do in its own DM with a user: read, send, embed and attach (permissions.mdx, "Implicit Permissions"
+# gives no table for DMs; these are the bits a DM channel's sends need, and nothing that manages anything).
+DM_APP_PERMISSIONS = (
+    PERM_VIEW_CHANNEL | PERM_SEND_MESSAGES | PERM_EMBED_LINKS | PERM_ATTACH_FILES | PERM_READ_MESSAGE_HISTORY
+)
+BOT_PERMISSIONS = EVERYONE_PERMISSIONS | PERM_MANAGE_MESSAGES | PERM_CREATE_PRIVATE_THREADS
 
 
 class FakeDiscord:
@@ -97,7 +118,9 @@ class FakeDiscord:
         self.channel_id = TEXT_CHANNEL_ID
         self.roles: dict[int, FakeRole] = {GUILD_ID: FakeRole(GUILD_ID, "@everyone", EVERYONE_PERMISSIONS)}
         self.members: dict[int, FakeMember] = {}
-        self.channels: dict[int, FakeChannel] = {TEXT_CHANNEL_ID: FakeChannel(TEXT_CHANNEL_ID, "general")}
+        self.channels: dict[int, FakeChannel] = {
+            TEXT_CHANNEL_ID: FakeChannel(TEXT_CHANNEL_ID, "general", clock=self.clock)
+        }
         self.messages: dict[int, list[FakeMessage]] = {}  # by channel id, in creation order
         self.messages_by_id: dict[int, FakeMessage] = {}
         self.attachments: dict[int, FakeAttachment] = {}
@@ -113,11 +136,17 @@ class FakeDiscord:
         self.port = 0
         self.add_member(self.bot_user.id, bot_name, BOT_PERMISSIONS, bot=True)
         self.add_member(GUILD_OWNER_ID, "guild-owner", ALL_PERMISSIONS)
+        self.permissions = PermissionCalculator(self)
+        self.rate_limits = RateLimits()
+        self.thread_lifecycle = ThreadLifecycle(self)
         self.store = MessageStore(self)
         self.rest = RestApi(self, self.store)
+        self.dms = DirectMessages(self, self.rest)
         self.gateway = Gateway(self)
         self.app = web.Application(client_max_size=1024 * MIB, middlewares=[self.rest.middleware])
         self.rest.add_routes(self.app)
+        ChannelRoutes(self, self.rest).add_routes(self.app)
+        self.dms.add_routes(self.app)
         InteractionRoutes(self, self.store).add_routes(self.app)
         self.app.router.add_get("/gateway", self.gateway.handle)
         self.rest.add_fallback(self.app)
@@ -131,8 +160,10 @@ class FakeDiscord:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
+        self.thread_lifecycle.start()
 
     async def stop(self) -> None:
+        await self.thread_lifecycle.stop()
         if self._runner is not None:
             await self.gateway.close_all()
             await self._runner.cleanup()
@@ -211,8 +242,10 @@ class FakeDiscord:
         }
 
     def guild_create_payload(self) -> JSON:
-        channels = [c for c in self.channels.values() if not c.is_thread]
-        threads = [c for c in self.channels.values() if c.is_thread]
+        channels = [c for c in self.channels.values() if not c.is_thread and not c.is_dm]
+        # gateway-events.mdx "Guild Create": threads are "all active threads in the guild that the current
+        # user has permission to view".
+        threads = [c for c in self.channels.values() if c.is_thread and not c.archived]
         return {
             "id": str(self.guild_id),
             "name": "Test Guild",
@@ -328,8 +361,11 @@ class FakeDiscord:
             "guild_id": str(self.guild_id),
             "channel_id": str(channel.id),
             "channel": channel.payload(self.guild_id),
-            "member": member.payload(with_permissions=True),
-            "app_permissions": str(self.members[self.bot_user.id].permissions),
+            # guild.mdx "Guild Member Object": permissions are the "total permissions of the member in the
+            # channel, including overwrites, returned when in the interaction object"; receiving-and-responding.mdx
+            # "Interaction Object": app_permissions are those "the app has in the source location".
+            "member": None if channel.is_dm else member.payload(permissions=self.permissions_in(channel.id, user_id)),
+            "app_permissions": None if channel.is_dm else str(self.permissions_in(channel.id)),
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],
@@ -338,6 +374,8 @@ class FakeDiscord:
             "attachment_size_limit": limit,
             "data": data,
         }
+        if channel.is_dm:
+            self._as_direct_message(payload, member)
         if message is not None:
             payload["message"] = message.payload()
         interaction = FakeInteraction(
@@ -350,13 +388,28 @@ class FakeDiscord:
         self.notifier.notify()
         return InteractionHandle(self, interaction)
 
+    @staticmethod
+    def _as_direct_message(payload: JSON, member: FakeMember) -> None:
+        """An interaction in the bot's DM (a button on a message the bot sent there), as receiving-and-responding.mdx
+        "Interaction Object" describes it: no guild_id, ``user`` instead of ``member``, context 1 (BOT_DM), and
+        the guild-install owner "0" ("if the interaction is triggered from a bot's DM")."""
+        for key in ("guild_id", "member", "guild_locale"):
+            payload.pop(key, None)
+        payload["user"] = member.user.payload()
+        payload["context"] = 1
+        payload["authorizing_integration_owners"] = {"0": "0"}
+        payload["app_permissions"] = str(DM_APP_PERMISSIONS)
+
     async def dispatch_message_event(self, event: str, message: FakeMessage) -> None:
         if message.ephemeral:
             return
         if event == "MESSAGE_DELETE":
-            data = {"id": str(message.id), "channel_id": str(message.channel_id), "guild_id": str(self.guild_id)}
+            data = {"id": str(message.id), "channel_id": str(message.channel_id)}
         else:
-            data = dict(message.payload(), guild_id=str(self.guild_id))
+            data = message.payload()
+        channel = self.channels.get(message.channel_id)
+        if channel is None or not channel.is_dm:  # DM events carry no guild_id (gateway-events.mdx)
+            data["guild_id"] = str(self.guild_id)
         await self.gateway.dispatch(event, data, required=False)
 
     async def restart_gateway(self, code: int = 4000, timeout_s: float = 5.0) -> None:
@@ -364,6 +417,99 @@ class FakeDiscord:
         session = await self.gateway.drop_connection(code)
         resumes = session.resumes
         await self.wait_until(lambda: session.resumes > resumes and session.ws is not None, timeout_s, "RESUME")
+
+    async def send_reconnect(self, timeout_s: float = 5.0) -> None:
+        """Send op 7 Reconnect and wait until the bot has resumed its session (events it missed are replayed)."""
+        resumes = self.gateway.connected_session().resumes
+        session = await self.gateway.send_reconnect()
+        await self.wait_until(lambda: session.resumes > resumes and session.ws is not None, timeout_s, "RESUME")
+
+    async def invalidate_session(self, resumable: bool, timeout_s: float = 15.0) -> None:
+        """Send op 9 Invalid Session with ``d=resumable`` and wait until the bot has resumed (true) or identified
+        a new session and received READY and GUILD_CREATE again (false).
+
+        discord.py 2.7.1 answers ``d=false`` by closing, then sleeping 5 s in ``Client.before_identify_hook``
+        (every IDENTIFY but the first) before identifying: hence the longer default timeout.
+        """
+        identifies = self.gateway.identifies
+        resumes = self.gateway.connected_session().resumes
+        session = await self.gateway.invalidate_session(resumable)
+        if resumable:
+            await self.wait_until(lambda: session.resumes > resumes and session.ws is not None, timeout_s, "RESUME")
+            return
+
+        def reidentified() -> bool:
+            fresh = [s for s in self.gateway.live_sessions if s is not session and s.ws is not None]
+            return self.gateway.identifies > identifies and any(
+                any(f["t"] == "GUILD_CREATE" for f in s.events) for s in fresh
+            )
+
+        await self.wait_until(reidentified, timeout_s, "a new IDENTIFY")
+
+    async def flush_events(self) -> None:
+        """Send every gateway event queued by the synchronous helpers (set_overwrite, archive_thread...) now."""
+        await self.gateway.flush()
+
+    # permissions -----------------------------------------------------------------------------
+    def set_overwrite(
+        self,
+        channel_id: int,
+        *,
+        allow: int = 0,
+        deny: int = 0,
+        user_id: int | None = None,
+        role_id: int | None = None,
+    ) -> Overwrite:
+        """Set a channel's permission overwrite for a member (the bot by default) or a role (``role_id``; the
+        guild id is @everyone), replacing that target's previous one, and send CHANNEL_UPDATE."""
+        if user_id is not None and role_id is not None:
+            raise ValueError("an overwrite targets a member or a role, not both")
+        channel = self.channels[channel_id]
+        if channel.is_thread or channel.is_dm:
+            raise ValueError("threads inherit their parent's overwrites and DMs have none: set it on the parent")
+        if role_id is not None:
+            overwrite = Overwrite(role_id, OVERWRITE_ROLE, allow, deny)
+        else:
+            overwrite = Overwrite(self.bot_user.id if user_id is None else user_id, OVERWRITE_MEMBER, allow, deny)
+        channel.overwrites[overwrite.id] = overwrite
+        self.gateway.dispatch_soon("CHANNEL_UPDATE", channel.payload(self.guild_id))
+        self.notifier.notify()
+        return overwrite
+
+    def permissions_in(self, channel_id: int, user_id: int | None = None) -> int:
+        """A member's (the bot's by default) permissions in a channel or thread, overwrites included."""
+        return self.permissions.in_channel(self.channels[channel_id], self.bot_user.id if user_id is None else user_id)
+
+    # threads and channels --------------------------------------------------------------------
+    def thread_state(self, thread_id: int) -> FakeChannel:
+        """The thread, whose ``archived`` and ``locked`` reflect the fake's clock and what happened to it."""
+        channel = self.channels.get(thread_id)
+        if channel is None or not channel.is_thread:
+            raise KeyError(f"the fake has no thread {thread_id}")
+        return channel
+
+    def archive_thread(self, thread_id: int) -> None:
+        """Archive a thread now (as a moderator would) and send THREAD_UPDATE."""
+        self.thread_lifecycle.archive(self.thread_state(thread_id))
+
+    def lock_thread(self, thread_id: int, *, archived: bool = True) -> None:
+        """Lock a thread (archived too, by default) and send THREAD_UPDATE: without MANAGE_THREADS the bot can
+        neither post in it nor unarchive it."""
+        self.thread_lifecycle.lock(self.thread_state(thread_id), archived=archived)
+
+    async def delete_channel(self, channel_id: int) -> None:
+        """Delete a channel or thread (with a channel, its threads): THREAD_DELETE or CHANNEL_DELETE is sent,
+        later requests get 404 10003 Unknown Channel, and its messages are gone."""
+        await delete_channel(self, channel_id)
+
+    # direct messages -------------------------------------------------------------------------
+    def block_dms(self, user_id: int) -> None:
+        """From now on the bot's DMs to this user are refused with 403 50007."""
+        self.dms.blocked.add(user_id)
+
+    def dm_channel_of(self, user_id: int) -> int | None:
+        """The id of the bot's DM channel with this user, once the bot has opened one."""
+        return self.dms.channel_of(user_id)
 
     # faults and time -------------------------------------------------------------------------
     def inject(
@@ -375,14 +521,20 @@ class FakeDiscord:
         code: int = 0,
         *,
         after: bool = False,
+        scope: str = "user",
+        message: str | None = None,
     ) -> None:
         """Answer the next ``times`` requests to ``route`` (a handler name, e.g. "channel_send") with ``status``.
 
         With ``after`` each request is carried out first and only its answer is replaced: a lost response.
+        A 429 carries ``scope`` ("user", "global" or "shared") and ``code`` in its body (0, or e.g. 20028 for a
+        channel's write limit). ``message`` replaces the error body's message (a proxy echoing the token).
         """
         if route not in self.route_names:
             raise ValueError(f"unknown route {route!r}; known: {sorted(self.route_names)}")
-        self.faults.append(Fault(route, status, retry_after, times, code, after))
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}")
+        self.faults.append(Fault(route, status, retry_after, times, code, after, scope, message))
 
     def take_fault(self, route: str) -> Fault | None:
         for fault in self.faults:
@@ -404,6 +556,7 @@ class FakeDiscord:
 
     # queries ---------------------------------------------------------------------------------
     def channel_messages(self, channel_id: int | None = None, *, include_deleted: bool = False) -> list[FakeMessage]:
+        """Messages of a channel, thread or DM channel (of a deleted one: only with ``include_deleted``)."""
         found = self.messages.get(channel_id or self.channel_id, [])
         return [m for m in found if include_deleted or not m.deleted]
 

@@ -1,6 +1,9 @@
-"""REST side of the fake Discord: request recording, fault injection, login, command sync and channels.
+"""REST side of the fake Discord: request recording, fault injection, rate-limit headers, login, command
+sync and channel messages.
 
-Interaction callbacks and webhook routes live in ``discord_webhooks``; both share the message store here.
+Channel and thread routes live in ``discord_channels``, interaction callbacks and webhook routes in
+``discord_webhooks``; all share the message store here. Channel-message routes enforce the bot's permissions
+in the channel (``discord_permissions``) and the thread rules (``discord_threads``).
 """
 
 from __future__ import annotations
@@ -16,10 +19,15 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import BodyPartReader, web
 
 from tests.fakes.discord_limits import validate_commands, validate_message
+from tests.fakes.discord_permissions import missing_permissions, send_permission
+from tests.fakes.discord_ratelimits import RateLimitState, too_many_requests
 from tests.fakes.discord_state import (
-    CHANNEL_PRIVATE_THREAD,
-    CHANNEL_PUBLIC_THREAD,
     JSON,
+    PERM_ATTACH_FILES,
+    PERM_EMBED_LINKS,
+    PERM_MANAGE_MESSAGES,
+    PERM_READ_MESSAGE_HISTORY,
+    PERM_SEND_TTS_MESSAGES,
     SETTABLE_MESSAGE_FLAGS,
     ApiError,
     FakeAttachment,
@@ -45,6 +53,14 @@ PAYLOAD_KEY = web.RequestKey("payload", dict)
 FILES_KEY = web.RequestKey("files", list)
 
 
+# discord/discord-api-docs developers/resources/message.mdx, "Create Message", enforce_nonce: "If true and
+# nonce is present, it will be checked for uniqueness in the past few minutes. If another message was created
+# by the same author with the same nonce, that message will be returned and no new message will be created."
+# The docs give no number; the fake takes three minutes, the short end of "a few", so a bot cannot lean on
+# deduplication for longer than Discord promises.
+NONCE_WINDOW_S = 3 * 60
+
+
 @dataclass
 class Fault:
     route: str
@@ -53,19 +69,15 @@ class Fault:
     times: int
     code: int
     after: bool = False  # carry the request out first, then answer with the fault: the response was lost
+    scope: str = "user"  # for a 429: "user", "global" or "shared" (X-RateLimit-Scope)
+    message: str | None = None  # the body's message, e.g. a proxy that echoes the request's token back
 
 
-def fault_response(fault: Fault) -> web.Response:
+def fault_response(fault: Fault, state: RateLimitState | None = None) -> web.Response:
     if fault.status == 429:
-        headers = {
-            "Via": "1.1 google",
-            "Retry-After": str(max(1, round(fault.retry_after))),
-            "X-RateLimit-Scope": "user",
-            "X-RateLimit-Global": "false",
-        }
-        body = {"message": "You are being rate limited.", "retry_after": fault.retry_after, "global": False}
-        return json_response(body, status=429, headers=headers)
-    return json_response({"message": f"{fault.status}: injected fault", "code": fault.code}, status=fault.status)
+        return too_many_requests(fault.retry_after, scope=fault.scope, code=fault.code, state=state)
+    message = fault.message or f"{fault.status}: injected fault"
+    return json_response({"message": message, "code": fault.code}, status=fault.status)
 
 
 async def parse_body(request: web.Request) -> tuple[Any, list[RecordedFile]]:
@@ -108,6 +120,7 @@ class MessageStore:
     ) -> FakeMessage:
         fake = self.fake
         message = FakeMessage(id=fake.ids.next(), channel_id=channel_id, author=author, type=message_type)
+        message.created_at = fake.clock.now()
         message.flags = flags | (int(payload.get("flags") or 0) & SETTABLE_MESSAGE_FLAGS)
         message.content = payload.get("content") or ""
         message.embeds = list(payload.get("embeds") or [])
@@ -129,6 +142,7 @@ class MessageStore:
         channel = fake.channels.get(channel_id)
         if channel is not None:
             channel.message_count += 1
+            channel.last_activity_at = message.created_at  # a message is thread activity (threads.mdx)
         return message
 
     def edit(self, message: FakeMessage, payload: JSON, files: list[RecordedFile]) -> None:
@@ -192,14 +206,10 @@ class RestApi:
         for prefix in (f"{api}/applications/{{app}}", f"{api}/applications/{{app}}/guilds/{{gid}}"):
             app.router.add_put(f"{prefix}/commands", self.sync_commands)
             app.router.add_get(f"{prefix}/commands", self.get_commands)
-        app.router.add_get(f"{api}/channels/{{cid}}", self.get_channel)
-        app.router.add_post(f"{api}/channels/{{cid}}/typing", self.trigger_typing)
         app.router.add_post(f"{api}/channels/{{cid}}/messages", self.channel_send)
         app.router.add_get(f"{api}/channels/{{cid}}/messages/{{mid}}", self.channel_get_message)
         app.router.add_patch(f"{api}/channels/{{cid}}/messages/{{mid}}", self.channel_edit_message)
         app.router.add_delete(f"{api}/channels/{{cid}}/messages/{{mid}}", self.channel_delete_message)
-        app.router.add_post(f"{api}/channels/{{cid}}/messages/{{mid}}/threads", self.create_thread_from_message)
-        app.router.add_post(f"{api}/channels/{{cid}}/threads", self.create_thread)
         app.router.add_get("/attachments/{cid}/{aid}/{filename}", self.attachment)
 
     def add_fallback(self, app: web.Application) -> None:
@@ -215,21 +225,30 @@ class RestApi:
         request[FILES_KEY] = files
         recorded = RecordedRequest(request.method, request.path, route, dict(request.query), payload, files)
         self.fake.requests.append(recorded)
+        api = request.path.startswith("/api/")
+        limit = self.fake.rate_limits.hit(request, route) if api else None
         try:
+            self.fake.thread_lifecycle.settle()  # threads that went idle on the clock are archived first
             fault = self.fake.take_fault(route)
+            refusal = self.fake.rate_limits.refusal(limit) if limit is not None else None
             if fault is not None and not fault.after:
                 recorded.injected = True
-                response: web.StreamResponse = fault_response(fault)
+                response: web.StreamResponse = fault_response(fault, limit)
+            elif refusal is not None:
+                response = refusal
             else:
                 response = await handler(request)
                 if fault is not None:
                     recorded.injected = True
-                    response = fault_response(fault)
+                    response = fault_response(fault, limit)
         except ApiError as error:
             response = self._refuse(request, route, error)
         except Exception as bug:  # a fake bug must fail fast: discord.py retries a 500 for ~16 s
             log.exception("fake discord crashed on %s %s", request.method, request.path)
             response = self._refuse(request, route, ApiError(400, 0, f"fake discord internal error: {bug!r}"))
+        await self.fake.gateway.flush()  # the events a request caused go out before its answer
+        if limit is not None and "X-RateLimit-Scope" not in response.headers:  # a 429 has its own
+            response.headers.update(limit.headers())  # rate-limits.mdx: on every response, errors included
         recorded.status = response.status
         self.fake.notifier.notify()
         return response
@@ -241,30 +260,31 @@ class RestApi:
         log.info("fake discord refused %s %s: %s", request.method, request.path, error)
         return json_response(error.body(), status=error.status)
 
-    def _require_bot_auth(self, request: web.Request) -> None:
+    def require_bot_auth(self, request: web.Request) -> None:
         if request.headers.get("Authorization") != f"Bot {self.fake.token}":
             raise ApiError(401, 0, "401: Unauthorized")
 
-    def _channel(self, request: web.Request) -> FakeChannel:
-        self._require_bot_auth(request)
+    def channel(self, request: web.Request, needed: int = 0) -> tuple[FakeChannel, int]:
+        """The channel of a bot route and the bot's permissions there; refused as Discord would."""
+        self.require_bot_auth(request)
         channel = self.fake.channels.get(int(request.match_info["cid"]))
         if channel is None:
             raise ApiError(404, 10003, "Unknown Channel")
-        return channel
+        return channel, self.fake.permissions.require(channel, needed)
 
-    def _channel_message(self, request: web.Request) -> FakeMessage:
-        channel = self._channel(request)
+    def channel_message(self, request: web.Request, needed: int = 0) -> tuple[FakeMessage, FakeChannel, int]:
+        channel, permissions = self.channel(request, needed)
         message = self.fake.messages_by_id.get(int(request.match_info["mid"]))
         if message is None or message.deleted or message.channel_id != channel.id or message.ephemeral:
             raise ApiError(404, 10008, "Unknown Message")
-        return message
+        return message, channel, permissions
 
     async def get_me(self, request: web.Request) -> web.Response:
-        self._require_bot_auth(request)
+        self.require_bot_auth(request)
         return json_response(self.fake.bot_user.payload())
 
     async def get_application(self, request: web.Request) -> web.Response:
-        self._require_bot_auth(request)
+        self.require_bot_auth(request)
         fake = self.fake
         app = {
             "id": str(fake.app_id),
@@ -286,7 +306,7 @@ class RestApi:
         return json_response({"url": self.fake.gateway_url, "shards": 1, "session_start_limit": limits})
 
     def _command_list(self, request: web.Request) -> list[JSON]:
-        self._require_bot_auth(request)
+        self.require_bot_auth(request)
         if int(request.match_info["app"]) != self.fake.app_id:
             raise ApiError(403, 50001, "Missing Access")
         if "gid" not in request.match_info:
@@ -315,87 +335,114 @@ class RestApi:
     async def get_commands(self, request: web.Request) -> web.Response:
         return json_response(self._command_list(request))
 
-    async def get_channel(self, request: web.Request) -> web.Response:
-        return json_response(self._channel(request).payload(self.fake.guild_id))
-
-    async def trigger_typing(self, request: web.Request) -> web.Response:
-        self._channel(request)
-        return web.Response(status=204)
-
     async def channel_send(self, request: web.Request) -> web.Response:
-        channel = self._channel(request)
+        """Create Message (message.mdx): SEND_MESSAGES, or SEND_MESSAGES_IN_THREADS in a thread (threads.mdx
+        "Permissions"); ATTACH_FILES for files ("Allows for uploading images and files", permissions.mdx);
+        SEND_TTS_MESSAGES for tts ("Limitations"). A DM to a user who blocks the bot is 403 50007."""
+        channel, permissions = self.channel(request)
         payload, files = request[PAYLOAD_KEY], request[FILES_KEY]
+        if channel.is_dm:
+            self.fake.dms.check_send(channel)
+        else:
+            self._check_send(channel, permissions, payload, files)
+            payload = self._without_unembeddable(payload, permissions, files, creating=True)
+        if channel.is_thread:
+            self.fake.thread_lifecycle.check_send(channel, permissions)
         validate_message(payload, files, size_limit=self.fake.attachment_size_limit, creating=True)
-        repeated = self._repeated_nonce(channel.id, payload)
+        repeated = self._repeated_nonce(payload)
         if repeated is not None:
             return json_response(repeated.payload())
+        if channel.archived:
+            self.fake.thread_lifecycle.unarchive(channel)  # sending unarchives an unlocked thread
         message = self.store.create(channel.id, payload, files, author=self.fake.bot_user)
         await self.fake.dispatch_message_event("MESSAGE_CREATE", message)
         return json_response(message.payload())
 
-    def _repeated_nonce(self, channel_id: int, payload: JSON) -> FakeMessage | None:
-        """As Discord does for a send with ``enforce_nonce``: a nonce this author already used in the
-        channel gets the message it made back, and nothing new is posted."""
+    def _check_send(self, channel: FakeChannel, permissions: int, payload: JSON, files: list[RecordedFile]) -> None:
+        needed = send_permission(channel)
+        if files:
+            needed |= PERM_ATTACH_FILES
+        if payload.get("tts"):
+            needed |= PERM_SEND_TTS_MESSAGES
+        if permissions & needed != needed:
+            raise missing_permissions()
+
+    @staticmethod
+    def _without_unembeddable(payload: JSON, permissions: int, files: list[RecordedFile], *, creating: bool) -> JSON:
+        """Embeds without EMBED_LINKS. The docs say only that EMBED_LINKS makes links auto-embed
+        (permissions.mdx); what Discord does with rich embeds is reported in discord/discord-api-docs issues
+        #2601 (a message of embeds only is refused with 403 "Missing Permissions") and #5648 (with other content
+        the embeds are dropped; an edit's embeds are ignored, and an edit left empty is 50006). Emulated as
+        reported: embeds are dropped, and a new message left with nothing else is refused with 403 50013."""
+        if permissions & PERM_EMBED_LINKS or not payload.get("embeds"):
+            return payload
+        stripped = {key: value for key, value in payload.items() if key != "embeds"}
+        body = any(stripped.get(key) for key in ("content", "components", "sticker_ids", "poll", "attachments"))
+        if creating and not body and not files:
+            raise missing_permissions()
+        return stripped
+
+    @staticmethod
+    def _left_empty(message: FakeMessage, payload: JSON, files: list[RecordedFile]) -> bool:
+        """Whether an edit would leave the message with nothing in it (its embeds are kept when ignored)."""
+        content = payload.get("content", message.content)
+        components = payload.get("components", message.components)
+        attachments = payload.get("attachments", message.attachments)
+        return not (content or components or attachments or files or message.embeds)
+
+    def _repeated_nonce(self, payload: JSON) -> FakeMessage | None:
+        """``enforce_nonce``: a nonce the bot used within NONCE_WINDOW_S gets its message back, and nothing new
+        is posted. The docs name "the same author" and no channel, so the check spans channels."""
         nonce = payload.get("nonce")
         if not payload.get("enforce_nonce") or nonce is None:
             return None
-        for message in self.fake.messages.get(channel_id, []):
+        since = self.fake.clock.now() - NONCE_WINDOW_S
+        for message in reversed(list(self.fake.messages_by_id.values())):
+            if message.created_at < since:
+                continue
             if message.nonce == nonce and message.author.id == self.fake.bot_user.id and not message.deleted:
                 return message
         return None
 
     async def channel_get_message(self, request: web.Request) -> web.Response:
-        return json_response(self._channel_message(request).payload())
+        """Get Channel Message (message.mdx): "requires ... VIEW_CHANNEL and READ_MESSAGE_HISTORY"."""
+        message, _, _ = self.channel_message(request, PERM_READ_MESSAGE_HISTORY)
+        return json_response(message.payload())
 
     async def channel_edit_message(self, request: web.Request) -> web.Response:
-        message = self._channel_message(request)
+        """Edit Message (message.mdx): the author edits content/embeds/components. It needs no SEND_MESSAGES:
+        the docs page is silent, and a Discord engineer answered in discord/discord-api-docs issue #3096 that
+        "Send Messages permission restricts the ability to send new messages, but does not prevent existing
+        messages from being updated" (only losing VIEW_CHANNEL removes access). New files need ATTACH_FILES
+        (the docs are silent; the fake takes the stricter reading). Archived or locked threads refuse."""
+        message, channel, permissions = self.channel_message(request)
         if message.author.id != self.fake.bot_user.id:
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")
+        if channel.is_thread:
+            self.fake.thread_lifecycle.before_edit(channel, permissions)
         payload, files = request[PAYLOAD_KEY], request[FILES_KEY]
+        if files and not permissions & PERM_ATTACH_FILES and not channel.is_dm:
+            raise missing_permissions()
+        if not channel.is_dm:
+            payload = self._without_unembeddable(payload, permissions, files, creating=False)
+            ignored_embeds = "embeds" in request[PAYLOAD_KEY] and "embeds" not in payload
+            if ignored_embeds and self._left_empty(message, payload, files):
+                raise ApiError(400, 50006, "Cannot send an empty message")
         validate_message(payload, files, size_limit=self.fake.attachment_size_limit, creating=False)
         self.store.edit(message, payload, files)
         await self.fake.dispatch_message_event("MESSAGE_UPDATE", message)
         return json_response(message.payload())
 
     async def channel_delete_message(self, request: web.Request) -> web.Response:
-        message = self._channel_message(request)
+        """Delete Message (message.mdx): another user's message needs MANAGE_MESSAGES."""
+        message, channel, permissions = self.channel_message(request)
+        if message.author.id != self.fake.bot_user.id and not permissions & PERM_MANAGE_MESSAGES:
+            raise missing_permissions()
+        if channel.is_thread:
+            self.fake.thread_lifecycle.before_delete(channel, permissions)
         message.deleted = True
         await self.fake.dispatch_message_event("MESSAGE_DELETE", message)
         return web.Response(status=204)
-
-    async def create_thread_from_message(self, request: web.Request) -> web.Response:
-        message = self._channel_message(request)
-        if self.fake.channels[message.channel_id].is_thread:
-            raise ApiError(400, 50024, "Cannot execute action on this channel type")
-        if message.id in self.fake.channels:
-            raise ApiError(400, 160004, "A thread has already been created for this message")
-        # A thread started from a message shares the message's id, as on Discord.
-        return await self._new_thread(request, message.id, message.channel_id, CHANNEL_PUBLIC_THREAD)
-
-    async def create_thread(self, request: web.Request) -> web.Response:
-        channel = self._channel(request)
-        if channel.is_thread:
-            raise ApiError(400, 50024, "Cannot execute action on this channel type")
-        kind = int(request[PAYLOAD_KEY].get("type") or CHANNEL_PRIVATE_THREAD)
-        return await self._new_thread(request, self.fake.ids.next(), channel.id, kind)
-
-    async def _new_thread(self, request: web.Request, thread_id: int, parent_id: int, kind: int) -> web.Response:
-        payload = request[PAYLOAD_KEY]
-        name = payload.get("name") or ""
-        if not 1 <= len(name) <= 100:
-            raise ApiError(400, 50035, "Invalid Form Body", {"name": {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH"}]}})
-        thread = FakeChannel(
-            id=thread_id,
-            name=name,
-            type=kind,
-            parent_id=parent_id,
-            owner_id=self.fake.bot_user.id,
-            auto_archive_duration=int(payload.get("auto_archive_duration") or 1440),
-        )
-        self.fake.channels[thread.id] = thread
-        data = thread.payload(self.fake.guild_id)
-        await self.fake.gateway.dispatch("THREAD_CREATE", dict(data, newly_created=True), required=False)
-        return json_response(data)
 
     async def attachment(self, request: web.Request) -> web.Response:
         attachment = self.fake.attachments.get(int(request.match_info["aid"]))

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from bot.clock import Clock
+
 JSON = dict[str, Any]
 T = TypeVar("T")
 
@@ -31,17 +33,23 @@ GUILD_ID = 110  # also the id of the @everyone role
 GUILD_OWNER_ID = 130
 TEXT_CHANNEL_ID = 120
 
+# Permission bits: discord/discord-api-docs developers/topics/permissions.mdx, "Bitwise Permission Flags".
 PERM_ADMINISTRATOR = 1 << 3
+PERM_MANAGE_CHANNELS = 1 << 4
 PERM_MANAGE_GUILD = 1 << 5
 PERM_ADD_REACTIONS = 1 << 6
 PERM_VIEW_CHANNEL = 1 << 10
 PERM_SEND_MESSAGES = 1 << 11
+PERM_SEND_TTS_MESSAGES = 1 << 12
 PERM_MANAGE_MESSAGES = 1 << 13
 PERM_EMBED_LINKS = 1 << 14
 PERM_ATTACH_FILES = 1 << 15
 PERM_READ_MESSAGE_HISTORY = 1 << 16
+PERM_MANAGE_ROLES = 1 << 28
 PERM_USE_APPLICATION_COMMANDS = 1 << 31
+PERM_MANAGE_THREADS = 1 << 34
 PERM_CREATE_PUBLIC_THREADS = 1 << 35
+PERM_CREATE_PRIVATE_THREADS = 1 << 36
 PERM_SEND_MESSAGES_IN_THREADS = 1 << 38
 EVERYONE_PERMISSIONS = (
     PERM_ADD_REACTIONS
@@ -55,8 +63,22 @@ EVERYONE_PERMISSIONS = (
     | PERM_SEND_MESSAGES_IN_THREADS
 )
 ALL_PERMISSIONS = (1 << 51) - 1
+# What a DM allows (discord/discord-api-docs developers/interactions/receiving-and-responding.mdx: app_permissions
+# in DMs with other users are ATTACH_FILES | EMBED_LINKS | MENTION_EVERYONE), plus reading and sending.
+DM_PERMISSIONS = (
+    PERM_VIEW_CHANNEL
+    | PERM_SEND_MESSAGES
+    | PERM_EMBED_LINKS
+    | PERM_ATTACH_FILES
+    | PERM_READ_MESSAGE_HISTORY
+    | (1 << 17)
+)
+
+OVERWRITE_ROLE = 0  # discord-api-docs developers/resources/channel.mdx, "Overwrite Structure": 0 role, 1 member
+OVERWRITE_MEMBER = 1
 
 FLAG_SUPPRESS_EMBEDS = 1 << 2
+FLAG_HAS_THREAD = 1 << 5  # message.mdx "Message Flags": has an associated thread, with the same id as the message
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
 FLAG_SUPPRESS_NOTIFICATIONS = 1 << 12
@@ -64,12 +86,18 @@ FLAG_COMPONENTS_V2 = 1 << 15
 SETTABLE_MESSAGE_FLAGS = FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS | FLAG_COMPONENTS_V2
 
 CHANNEL_TEXT = 0
+CHANNEL_DM = 1
 CHANNEL_PUBLIC_THREAD = 11
 CHANNEL_PRIVATE_THREAD = 12
 
 
 def iso_now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat()
+
+
+def iso_at(seconds: float) -> str:
+    """An ISO 8601 timestamp for a time read from the fake's clock (seconds since the epoch)."""
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat()
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -161,7 +189,8 @@ class FakeMember:
     permissions: int  # effective guild permissions, sent as member.permissions in interactions
     joined_at: str = "2025-01-01T00:00:00+00:00"
 
-    def payload(self, *, with_permissions: bool = False) -> JSON:
+    def payload(self, *, with_permissions: bool = False, permissions: int | None = None) -> JSON:
+        """The member object; interactions add ``permissions`` (pass the ones computed in the channel)."""
         data: JSON = {
             "user": self.user.payload(),
             "roles": [str(r) for r in self.role_ids],
@@ -171,13 +200,35 @@ class FakeMember:
             "mute": False,
             "nick": None,
         }
-        if with_permissions:
+        if permissions is not None:
+            data["permissions"] = str(permissions)
+        elif with_permissions:
             data["permissions"] = str(self.permissions)
         return data
 
 
 @dataclass
+class Overwrite:
+    """A channel permission overwrite (channel.mdx "Overwrite Structure"); ``id`` is a role or user id."""
+
+    id: int
+    type: int
+    allow: int = 0
+    deny: int = 0
+
+    def payload(self) -> JSON:
+        return {"id": str(self.id), "type": self.type, "allow": str(self.allow), "deny": str(self.deny)}
+
+
+@dataclass
 class FakeChannel:
+    """A guild text channel, a thread, or a DM channel (``type`` 1, with ``recipients``).
+
+    Thread state follows discord/discord-api-docs developers/topics/threads.mdx, "Active & Archived Threads":
+    a thread archives after ``auto_archive_duration`` minutes without activity ("sending a message,
+    unarchiving a thread, or changing the auto-archive time"), measured on the fake's clock.
+    """
+
     id: int
     name: str
     type: int = CHANNEL_TEXT
@@ -187,12 +238,49 @@ class FakeChannel:
     auto_archive_duration: int = 1440
     message_count: int = 0
     created_at: str = field(default_factory=iso_now)
+    overwrites: dict[int, Overwrite] = field(default_factory=dict)  # by role or user id
+    recipients: list[FakeUser] = field(default_factory=list)  # DM channels only
+    last_activity_at: float = 0.0  # fake-clock seconds: creation, each message, unarchiving
+    archive_changed_at: float = 0.0  # fake-clock seconds: thread_metadata.archive_timestamp
+    archived_flag: bool = False  # archived explicitly, or settled after idling (see ``archived``)
+    locked: bool = False
+    clock: Clock | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_thread(self) -> bool:
         return self.type in (CHANNEL_PUBLIC_THREAD, CHANNEL_PRIVATE_THREAD)
 
+    @property
+    def is_dm(self) -> bool:
+        return self.type == CHANNEL_DM
+
+    @property
+    def idle_archive_at(self) -> float:
+        return self.last_activity_at + self.auto_archive_duration * 60
+
+    @property
+    def archived(self) -> bool:
+        """True once archived, including a thread whose inactivity period has run out on the clock."""
+        if not self.is_thread:
+            return False
+        idle = self.clock is not None and self.clock.now() >= self.idle_archive_at
+        return self.archived_flag or idle
+
+    @property
+    def archive_timestamp(self) -> float:
+        if self.archived and not self.archived_flag:
+            return self.idle_archive_at  # archived by the clock, not yet settled by the fake
+        return self.archive_changed_at
+
     def payload(self, guild_id: int) -> JSON:
+        if self.is_dm:  # channel.mdx "Example DM Channel"
+            return {
+                "id": str(self.id),
+                "type": self.type,
+                "last_message_id": None,
+                "recipients": [u.payload() for u in self.recipients],
+                "flags": 0,
+            }
         data: JSON = {
             "id": str(self.id),
             "type": self.type,
@@ -200,12 +288,14 @@ class FakeChannel:
             "position": self.position,
             "guild_id": str(guild_id),
             "parent_id": str(self.parent_id) if self.parent_id else None,
-            "permission_overwrites": [],
+            "permission_overwrites": [o.payload() for o in self.overwrites.values()],
             "nsfw": False,
             "rate_limit_per_user": 0,
             "flags": 0,
         }
         if self.is_thread:
+            # Threads have no overwrites of their own: they inherit the parent's (permissions.mdx,
+            # "Inherited Permissions (Threads)").
             data.pop("permission_overwrites")
             data.update(
                 owner_id=str(self.owner_id),
@@ -213,10 +303,10 @@ class FakeChannel:
                 total_message_sent=self.message_count,
                 member_count=1,
                 thread_metadata={
-                    "archived": False,
+                    "archived": self.archived,
                     "auto_archive_duration": self.auto_archive_duration,
-                    "archive_timestamp": self.created_at,
-                    "locked": False,
+                    "archive_timestamp": iso_at(self.archive_timestamp) if self.clock else self.created_at,
+                    "locked": self.locked,
                     "create_timestamp": self.created_at,
                 },
             )
@@ -271,6 +361,8 @@ class FakeMessage:
     interaction_metadata: JSON | None = None
     deleted: bool = False
     edit_count: int = 0
+    created_at: float = 0.0  # fake-clock seconds, for the nonce window
+    thread: FakeChannel | None = field(default=None, repr=False, compare=False)  # a thread started from it
 
     @property
     def ephemeral(self) -> bool:
@@ -325,6 +417,8 @@ class FakeMessage:
             data["application_id"] = str(self.author.id)
         if self.interaction_metadata is not None:
             data["interaction_metadata"] = self.interaction_metadata
+        if self.thread is not None:  # message.mdx "Message Structure": thread? started from this message
+            data["thread"] = self.thread.payload(GUILD_ID)
         return data
 
 
@@ -346,6 +440,11 @@ class RecordedRequest:
     files: list[RecordedFile] = field(default_factory=list)
     status: int | None = None
     injected: bool = False
+
+    @property
+    def payload(self) -> Any:
+        """The same as ``json``: the request's JSON body, or its decoded payload_json."""
+        return self.json
 
 
 @dataclass

@@ -33,6 +33,10 @@ Route names (stable; use them with ``script``, ``fail_always`` and ``calls``):
     xai.video_models[.retrieve]  GET /xai/v1/video-generation-models[/{model}]
     xai.chat                   POST /xai/v1/chat/completions
 
+``Fault.drip`` sends any route's normal answer one byte at a time; ``Fault.bad_media`` answers a picture
+route (or the clip download) with bytes that are not what they claim (``BAD_PICTURES``, ``BAD_CLIPS`` in
+``providers_core``). ``dripped_bytes`` and ``clip_bytes_sent`` count what those faults have sent.
+
 ``script`` and ``fail_always`` also take a provider wildcard such as ``"xai.*"``. Order of checks
 for each request: record it, then the API key (missing -> the provider's auth answer; not in
 ``valid_keys`` when that is set -> ``Fault.auth()``), then the body (unparseable -> 400), then a
@@ -61,6 +65,7 @@ from multidict import CIMultiDict
 
 from tests.fakes import providers_google, providers_openai, providers_xai
 from tests.fakes.providers_core import (
+    CLIP_ROUTE,
     ROUTE_ONLY_FAULTS,
     Call,
     Fault,
@@ -68,6 +73,7 @@ from tests.fakes.providers_core import (
     RecordedRequest,
     Route,
     check_shape,
+    drip,
     html_error,
     jpeg_bytes,
     json_response,
@@ -108,6 +114,8 @@ class FakeProviders:
         self.retired_models: set[str] = set()
         self.video_jobs: dict[str, providers_xai.VideoJob] = {}
         self.xai_files: dict[str, bytes] = {}
+        self.dripped_bytes = 0  # bytes sent by Fault.drip answers, all routes together
+        self.clip_bytes_sent = 0  # bytes of clips sent by xai.videos.download, faults included
         self._scripts: dict[str, deque[Fault]] = {}
         self._always: dict[str, Fault] = {}
         self._routes = [*providers_openai.routes(), *providers_google.routes(), *providers_xai.routes()]
@@ -201,6 +209,10 @@ class FakeProviders:
     def reply_text(self, call: Call) -> str:
         return self.text_reply(call) if callable(self.text_reply) else self.text_reply
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     async def sleep(self, seconds: float) -> None:
         """Sleep, but wake up at once when the server stops (so hangs never outlive a test)."""
         with contextlib.suppress(TimeoutError):
@@ -283,6 +295,8 @@ class FakeProviders:
                 return json_response(fault.body, status=fault.status or 500, headers=fault.headers)
             case FaultKind.SERVER_ERROR if fault.html:
                 return html_error(fault.status or 502)
+            case FaultKind.DRIP if route.name != CLIP_ROUTE:  # the clip route streams, so it drips itself
+                return await drip(call, await route.handler(call), fault.seconds)
             case _:
                 return await route.dialect.fault(call, fault)
 

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from fractions import Fraction
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -49,6 +50,8 @@ class FaultKind(StrEnum):
     HTTP = "http"
     THOUGHT_IMAGES = "thought_images"
     MODERATED_IMAGE = "moderated_image"
+    DRIP = "drip"
+    BAD_MEDIA = "bad_media"
 
 
 @dataclass(frozen=True)
@@ -162,13 +165,51 @@ class Fault:
         return cls(FaultKind.MODERATED_IMAGE, shape=shape)
 
     @classmethod
+    def drip(cls, interval_s: float = 0.5) -> Fault:
+        """The normal answer, one byte every ``interval_s`` (headers and Content-Length at once): each read
+        arrives well within any per-read timeout, yet the whole answer takes hours."""
+        return cls(FaultKind.DRIP, seconds=interval_s)
+
+    @classmethod
+    def bad_media(cls, shape: str) -> Fault:
+        """HTTP 200 whose picture or clip is not what it claims to be (see BAD_PICTURES and BAD_CLIPS)."""
+        return cls(FaultKind.BAD_MEDIA, shape=shape)
+
+    @classmethod
     def http(cls, status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> Fault:
         """Any status with any JSON body (or a str body sent as text/plain)."""
         return cls(FaultKind.HTTP, status=status, body=body, headers=dict(headers or {}))
 
 
+PICTURE_ROUTES = frozenset(
+    {
+        "openai.images.generate",
+        "openai.images.edit",
+        "google.generate_content",
+        "xai.images.generate",
+        "xai.images.edit",
+    }
+)
+CLIP_ROUTE = "xai.videos.download"
+# Fault.bad_media shapes on the picture routes: the bytes a provider sends as the picture.
+BAD_PICTURES = {
+    "html": "an HTML page (a proxy's or CDN's) where the picture should be, still labelled as the picture",
+    "truncated": "the picture cut in half",
+    "mislabelled": "a PNG said to be a JPEG (OpenAI, whose type is the PNG asked for: a JPEG)",
+    "huge": "a 6 kB PNG that declares 8000x6000 pixels (48 megapixels)",
+}
+# Fault.bad_media shapes on the clip download route.
+BAD_CLIPS = {
+    "html": "an HTML page served as video/mp4",
+    "not-h264": "an MP4 whose video is MPEG-4 Part 2, not H.264",
+    "not-mp4": "H.264 in a Matroska file, not an MP4",
+    "too-long": "an H.264 MP4 lasting 40 s",
+    "endless": "a clip's first bytes, then zeros without end (no Content-Length)",
+}
+
 # Faults that only make sense on some routes; scripting them elsewhere is a test bug.
 ROUTE_ONLY_FAULTS: dict[FaultKind, frozenset[str]] = {
+    FaultKind.BAD_MEDIA: PICTURE_ROUTES | {CLIP_ROUTE},
     FaultKind.TRUNCATED: frozenset({"xai.videos.download"}),
     FaultKind.IMAGE_SAFETY: frozenset({"google.generate_content"}),
     FaultKind.TEXT_ONLY: frozenset({"google.generate_content"}),
@@ -211,6 +252,11 @@ SHAPES: dict[FaultKind, dict[str, str]] = {
 
 def check_shape(route: str, fault: Fault) -> None:
     """Raise ValueError when ``fault.shape`` is unknown for its kind or belongs to another provider."""
+    if fault.kind is FaultKind.BAD_MEDIA:
+        known = BAD_CLIPS if route == CLIP_ROUTE else BAD_PICTURES
+        if fault.shape not in known:
+            raise ValueError(f"bad_media on {route!r} has no shape {fault.shape!r}; known: {sorted(known)}")
+        return
     if fault.shape is None:
         return
     provider = SHAPES.get(fault.kind, {}).get(fault.shape)
@@ -389,3 +435,84 @@ def padded_mp4_chunks(clip: bytes, total_size: int | None, chunk_size: int = DOW
 
 def clip_size(clip: bytes, total_size: int | None) -> int:
     return max(len(clip), total_size or 0)
+
+
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
+    b"<body><h1>Checking your browser before accessing the site.</h1></body></html>"
+)
+
+
+@cache
+def huge_png() -> bytes:
+    """8000x6000 one-bit pixels of nothing: 48 megapixels in about 6 kB."""
+    buffer = io.BytesIO()
+    Image.new("1", (8000, 6000)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def bad_picture(shape: str) -> tuple[bytes, str]:
+    """(the bytes, the MIME type to claim for them) of a Fault.bad_media picture shape."""
+    good = png_bytes(seed="bad media")
+    match shape:
+        case "html":
+            return HTML_PAGE, "image/png"
+        case "truncated":
+            return good[: len(good) // 2], "image/png"
+        case "mislabelled":
+            return good, "image/jpeg"
+        case "huge":
+            return huge_png(), "image/png"
+    raise ValueError(f"unknown bad picture {shape!r}")
+
+
+def _encode_clip(fmt: str, codec: str, rate: Fraction | int, frames: int) -> bytes:
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=rate)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for index in range(frames):
+            frame = av.VideoFrame.from_image(Image.new("RGB", (64, 64), (index * 10 % 256, 90, 160)))
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+@cache
+def bad_clip(shape: str) -> bytes:
+    """The bytes of a Fault.bad_media clip shape ("endless" is streamed by the route itself)."""
+    match shape:
+        case "html":
+            return HTML_PAGE
+        case "not-h264":
+            return _encode_clip("mp4", "mpeg4", 12, 6)
+        case "not-mp4":
+            return _encode_clip("matroska", "libx264", 12, 6)
+        case "too-long":
+            return _encode_clip("mp4", "libx264", Fraction(1, 2), 20)  # 20 frames, 2 s each
+    raise ValueError(f"unknown bad clip {shape!r}")
+
+
+async def drip(call: Call, answer: web.StreamResponse, interval_s: float) -> web.StreamResponse:
+    """Send a finished answer's body one byte every ``interval_s`` (until the client leaves or the server stops)."""
+    if not isinstance(answer, web.Response) or answer.prepared or not isinstance(answer.body, bytes):
+        return answer
+    body = answer.body
+    headers = {name: value for name, value in answer.headers.items() if name.lower() != "content-length"}
+    response = web.StreamResponse(status=answer.status, headers=headers)
+    response.content_length = len(body)
+    await response.prepare(call.request)
+    for index in range(len(body)):
+        try:
+            await response.write(body[index : index + 1])
+        except ConnectionResetError:  # the client gave up waiting, as it should
+            return response
+        call.fake.dripped_bytes += 1
+        await call.fake.sleep(interval_s)
+        if call.fake.stopping:
+            return response
+    await response.write_eof()
+    return response

@@ -26,6 +26,7 @@ from tests.fakes.providers_core import (
     FaultKind,
     Route,
     b64,
+    bad_picture,
     decode_base64,
     json_response,
     png_bytes,
@@ -217,6 +218,13 @@ class GoogleDialect:
                 return json_response(_content_response(model, [{"text": fault.reason or ""}]))
             case FaultKind.THOUGHT_IMAGES:
                 return json_response(_content_response(model, _thought_parts(call, fault.shape or "flagged")))
+            case FaultKind.BAD_MEDIA:
+                data, mime_type = bad_picture(fault.shape or "html")
+                parts: list[dict[str, Any]] = [
+                    {"text": "Here is the image."},
+                    {"inlineData": {"mimeType": mime_type, "data": b64(data)}},
+                ]
+                return json_response(_content_response(model, parts))
         raise ValueError(f"Gemini routes cannot answer {fault.kind}")
 
 

@@ -10,7 +10,17 @@ from typing import Any
 from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
-from tests.fakes.providers_core import Call, Fault, FaultKind, Route, b64, json_response, png_bytes
+from tests.fakes.providers_core import (
+    Call,
+    Fault,
+    FaultKind,
+    Route,
+    b64,
+    bad_picture,
+    jpeg_bytes,
+    json_response,
+    png_bytes,
+)
 
 CREATED = 1_763_700_000
 KNOWN_MODELS = (
@@ -98,6 +108,12 @@ class OpenAIDialect:
                 return error(
                     400, message, "image_generation_user_error", "moderation_blocked", moderation_details=details
                 )
+            case FaultKind.BAD_MEDIA:
+                data, _ = bad_picture(fault.shape or "html")
+                if fault.shape == "mislabelled":  # OpenAI names no type: the PNG it was asked for is a JPEG
+                    data = jpeg_bytes(seed="bad media")
+                answer = {"created": int(time.time()), "data": [{"b64_json": b64(data)}], "output_format": "png"}
+                return reply(answer)
             case FaultKind.SERVER_ERROR:
                 status = fault.status or 500
                 if status == 503:

@@ -6,6 +6,7 @@ images silently, with HTTP 200 (``Fault.moderated_image``); spent credits come a
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -14,11 +15,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.fakes.providers_core import (
+    DOWNLOAD_CHUNK,
     Call,
     Fault,
     FaultKind,
     Route,
     b64,
+    bad_clip,
+    bad_picture,
     clip_size,
     decode_data_url,
     jpeg_bytes,
@@ -133,6 +137,14 @@ class XaiDialect:
                 return json_response({"status": "failed", "error": {"code": fault.reason, "message": fault.body}})
             case FaultKind.TRUNCATED:
                 return await videos_download(call, truncate=True)
+            case FaultKind.DRIP:  # only the clip route comes here: the server drips the others
+                return await videos_download(call, drip_s=fault.seconds)
+            case FaultKind.BAD_MEDIA if call.route == "xai.videos.download":
+                return await videos_download(call, bad=fault.shape)
+            case FaultKind.BAD_MEDIA:
+                data, mime_type = bad_picture(fault.shape or "html")
+                item = {"b64_json": b64(data), "mime_type": mime_type}
+                return json_response({"data": [item], "usage": {"cost_in_usd_ticks": 200_000_000}})
             case FaultKind.MODERATED_IMAGE:
                 return json_response(_moderated_images(fault.shape or "nulls"))
         raise ValueError(f"xAI routes cannot answer {fault.kind}")
@@ -311,19 +323,39 @@ async def videos_poll(call: Call) -> web.StreamResponse:
     return _poll_answer(call)
 
 
-async def videos_download(call: Call, *, truncate: bool = False) -> web.StreamResponse:
+async def videos_download(
+    call: Call, *, truncate: bool = False, bad: str | None = None, drip_s: float | None = None
+) -> web.StreamResponse:
     if _job(call) is None:
         return web.Response(status=404, text="Not Found")
+    if bad == "endless":
+        return await _endless_download(call)
     clip = call.fake.video_bytes if call.fake.video_bytes is not None else tiny_mp4()
-    total = clip_size(clip, call.fake.video_size)
+    padded_to = call.fake.video_size
+    if bad is not None:
+        clip, padded_to = bad_clip(bad), None
+    total = clip_size(clip, padded_to)
     response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
     response.content_length = total
     await response.prepare(call.request)
     sent = 0
     limit = total // 2 if truncate else total
-    for chunk in padded_mp4_chunks(clip, call.fake.video_size):
+    for chunk in padded_mp4_chunks(clip, padded_to):
         piece = chunk[: limit - sent]
-        await response.write(piece)
+        if drip_s is not None:
+            for index in range(len(piece)):
+                try:
+                    await response.write(piece[index : index + 1])
+                except ConnectionResetError:  # the client gave up waiting, as it should
+                    return response
+                call.fake.dripped_bytes += 1
+                call.fake.clip_bytes_sent += 1
+                await call.fake.sleep(drip_s)
+                if call.fake.stopping:
+                    return response
+        else:
+            await response.write(piece)
+            call.fake.clip_bytes_sent += len(piece)
         sent += len(piece)
         if sent >= limit:
             break
@@ -333,6 +365,21 @@ async def videos_download(call: Call, *, truncate: bool = False) -> web.StreamRe
             transport.close()
         return response
     await response.write_eof()
+    return response
+
+
+async def _endless_download(call: Call) -> web.StreamResponse:
+    """A clip's first bytes, then zeros for as long as the client reads (chunked: no length announced)."""
+    response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+    await response.prepare(call.request)
+    start = tiny_mp4()
+    await response.write(start)
+    call.fake.clip_bytes_sent += len(start)
+    zeros = bytes(DOWNLOAD_CHUNK)
+    with contextlib.suppress(ConnectionResetError):  # the client hanging up is how this answer ends
+        while not call.fake.stopping:
+            await response.write(zeros)  # waits while the client does not read
+            call.fake.clip_bytes_sent += len(zeros)
     return response
 
 

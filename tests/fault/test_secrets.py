@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -196,3 +197,64 @@ async def test_no_key_in_anything_posted_to_discord(
     assert leaks_in_requests(providers) == []
     assert leaks_in_files(database_files(db)) == []
     assert leaks_in_logs(every_log.records) == []
+
+
+# Keys with characters a URL or JSON must escape, padded as a hand-written .env leaves them.
+ODD_KEYS = {name: f"{value}/+={name[:2]}" for name, value in KEYS.items()}
+PADDED = {name: f"  {value}\n" for name, value in ODD_KEYS.items()}
+
+
+def arm_encoded_echoes(fake: FakeProviders) -> None:
+    """Answers that quote the key percent-encoded (as in a URL a proxy logged) and JSON-escaped."""
+    openai_key, gemini_key = ODD_KEYS["OPENAI_API_KEY"], ODD_KEYS["GEMINI_API_KEY"]
+    fake.script("openai.chat", [Fault.http(401, {"error": {
+        "message": f"Incorrect API key provided: {quote(openai_key, safe='')}", "type": "invalid_request_error",
+        "param": None, "code": "invalid_api_key",
+    }})])  # fmt: skip
+    fake.script("google.generate_content", [Fault.http(400, {"error": {
+        "code": 400, "message": f"API key not valid: https://proxy.example/?key={quote_plus(gemini_key)}",
+        "status": "INVALID_ARGUMENT",
+    }})] * 3)  # fmt: skip
+
+
+async def test_padded_keys_and_encoded_echoes_never_leak_from_the_cli(providers: FakeProviders, tmp_path: Path) -> None:
+    arm_encoded_echoes(providers)
+    env = {**os.environ, **provider_env(providers, tmp_path, **PADDED)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "-v", "story", "a crab who dances", "--scenes", "1",
+        "--out", str(tmp_path / "out"), env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text
+    assert providers.calls("openai.chat") and providers.calls("google.generate_content")
+    # The key went out trimmed: a header with the .env's newline would have been refused.
+    sent = [r.headers["Authorization"] for r in providers.calls("openai.chat")]
+    assert sent and all(header == f"Bearer {ODD_KEYS['OPENAI_API_KEY']}" for header in sent)
+    assert [line for line in text.splitlines() if CANARY in line] == []
+    assert "[redacted]" in text  # the echoes were logged (with -v), masked
+    assert leaks_in_files(database_files(tmp_path / "storybot.db")) == []
+
+
+async def test_a_token_echoed_by_discord_or_a_proxy_is_masked_in_the_log(
+    discord_fake: FakeDiscord, tmp_path: Path, every_log: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path, discord_fake)
+    echo = f"Bad gateway: upstream refused 'Authorization: Bot {DISCORD_TOKEN}' ({quote(DISCORD_TOKEN, safe='')})"
+    discord_fake.inject("channel_send", status=400, code=50035, message=echo)
+    async with running(settings, storyboard_interval_s=0.2):
+        handle = await discord_fake.slash(OWNER, "story", "new", options={"prompt": "a fox", "scenes": 1})
+        await discord_fake.wait_until(lambda: handle.original and handle.original.embeds, 30, "storyboard")
+        board = handle.original
+        assert board is not None
+        await discord_fake.wait_until(lambda: final_note_posted(discord_fake, board.id), 60, "the final note")
+        rows = await running_db_texts(settings.database_path)
+    assert any(r.injected for r in discord_fake.requests_to("channel_send")), "the echo was never served"
+    assert leaks_in_logs(every_log.records) == []
+    assert [text for text in rows if CANARY in text] == []
+    assert [text[:200] for text in discord_texts(discord_fake) if CANARY in text] == []
+
+
+async def running_db_texts(db: Path) -> list[str]:
+    return [p.read_bytes().decode("latin-1") for p in database_files(db) if p.is_file()]

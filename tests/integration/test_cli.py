@@ -243,3 +243,30 @@ def test_run_without_a_token_renders_the_demo(tmp_path: Path) -> None:
     page = tmp_path / opened.group(1)  # relative to the working directory, or already absolute
     assert page.is_file() and page.parent.parent == (tmp_path / "out")
     assert len(list(page.parent.glob("scene-*-video.mp4"))) == 3
+
+
+# --- logging ---------------------------------------------------------------------------------------
+
+
+def test_log_level_is_applied_and_quiet_by_default(tmp_path: Path) -> None:
+    quiet = storybot(tmp_path, "db", "migrate")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+    told = storybot(tmp_path, "work", env={"LOG_LEVEL": "INFO", "DATABASE_PATH": str(tmp_path / "told.db")})
+    assert told.returncode == 0, told.stderr
+    assert "[INFO   ] storage.db: applied migration 0001_initial.sql" in told.stderr, told.stderr
+    assert "[DEBUG" not in told.stderr
+
+    errors_only = storybot(tmp_path, "work", env={"LOG_LEVEL": "ERROR", "DATABASE_PATH": str(tmp_path / "e.db")})
+    assert errors_only.returncode == 0 and errors_only.stderr == "", errors_only.stderr
+
+
+def test_verbose_shows_our_debug_lines_without_aiosqlites_unless_asked_twice(tmp_path: Path) -> None:
+    verbose = storybot(tmp_path, "-v", "story", PROMPT, "--scenes", "1", "--out", "out")
+    assert verbose.returncode == 0, verbose.stderr
+    assert "[DEBUG  ] bot." in verbose.stderr
+    assert " aiosqlite: " not in verbose.stderr
+
+    louder = storybot(tmp_path, "-vv", "work")
+    assert louder.returncode == 0, louder.stderr
+    assert "[DEBUG  ] aiosqlite: " in louder.stderr

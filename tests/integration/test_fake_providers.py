@@ -545,6 +545,12 @@ async def test_script_validation_wildcards_and_reset(fake: FakeProviders, xai: h
         fake.script("google.generate_content", [Fault.quota("credits-403")])
     with pytest.raises(ValueError, match="does not apply"):
         fake.script("xai.videos.poll", [Fault.moderated_image()])
+    with pytest.raises(ValueError, match="does not apply"):
+        fake.script("openai.chat", [Fault.bad_media("html")])
+    with pytest.raises(ValueError, match="has no shape 'endless'"):
+        fake.script("openai.images.generate", [Fault.bad_media("endless")])
+    with pytest.raises(ValueError, match="has no shape 'huge'"):
+        fake.script("xai.videos.download", [Fault.bad_media("huge")])
 
     fake.fail_always("xai.*", Fault.auth())
     assert (await xai.get("/models")).status_code == 400
@@ -562,3 +568,10 @@ async def test_stop_ends_a_hanging_request(fake: FakeProviders, xai: httpx.Async
     with pytest.raises(httpx.HTTPError):
         response = await pending
         response.raise_for_status()
+
+
+async def test_drip_sends_the_whole_answer_a_byte_at_a_time(fake: FakeProviders, xai: httpx.AsyncClient):
+    fake.script("xai.models.list", [Fault.drip(0.001)])
+    response = await xai.get("/models")
+    assert response.status_code == 200 and response.json()["object"] == "list"
+    assert fake.dripped_bytes == len(response.content) == int(response.headers["content-length"])

@@ -147,6 +147,7 @@ def _image_models_down(report: StatusReport) -> StatusReport:
         (replace(HEALTHY, database_ok=False), "database"),
         (replace(HEALTHY, discord_connected=False), "discord"),
         (_image_models_down(HEALTHY), "images"),
+        (replace(HEALTHY, workers_running=False), "workers"),
     ],
 )
 async def test_health_is_503_when_the_bot_cannot_serve(make_server: ServerFactory, report: StatusReport, why: str):
@@ -156,11 +157,13 @@ async def test_health_is_503_when_the_bot_cannot_serve(make_server: ServerFactor
 
     assert status == 503
     assert body["status"] == "unavailable"
-    assert set(body) == {"status", "generated_at", "models", "queue", "database", "discord"}
+    assert set(body) == {"status", "generated_at", "models", "queue", "database", "discord", "workers"}
     if why == "database":
         assert body["database"] == {"ok": False}
     elif why == "discord":
         assert body["discord"] == {"connected": False}
+    elif why == "workers":
+        assert body["workers"] == {"running": False}
     else:
         assert {m["state"] for m in body["models"].values() if m["modality"] == "image"} == {"down"}
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import av
 import pytest
+from PIL import Image
 
 from bot.domain import AssetKind, ImageStatus, JobKind, JobStatus, StoryStatus, VideoStatus
 from bot.runtime import Runtime
@@ -228,5 +229,53 @@ async def test_transient_poll_errors_on_a_paid_clip_do_not_spend_attempts(
         assert video_job.status is JobStatus.SUCCEEDED and video_job.attempts == 1
         assert len(fake.calls("xai.videos.create")) == 1  # polled through the outage, never paid twice
         assert len(fake.calls("xai.videos.poll")) > outages
+    finally:
+        await rt.close()
+
+
+async def test_broken_pictures_are_retried_then_fall_back_and_are_never_stored(
+    settings: Settings, fake: FakeProviders, tmp_path: Path
+) -> None:
+    """Every real provider answers 200 with an HTML page, a cut-off PNG or 48 megapixels where the picture
+    should be: each is retried on its model, then the next model is tried, and the local model draws it."""
+    fake.fail_always("openai.images.generate", Fault.bad_media("html"))
+    fake.fail_always("google.generate_content", Fault.bad_media("truncated"))
+    fake.fail_always("xai.images.generate", Fault.bad_media("huge"))
+    rt, story_id = await render(settings, tmp_path, scenes=1, text_model="local-template")
+    try:
+        (scene,) = await scenes.list_for_story(rt.db, story_id)
+        assert scene.image_status is ImageStatus.COMPLETE and scene.image_model_used == "local-sketch"
+        retries = settings.routing["image"].max_retries
+        for route in ("openai.images.generate", "google.generate_content", "xai.images.generate"):
+            assert len(fake.calls(route)) == retries, route
+        (asset,) = await assets.list_for_scene(rt.db, scene.id, AssetKind.IMAGE)
+        assert asset.generation_metadata["warnings"] == [
+            "gpt-image-1.5 sent a picture that could not be used; gemini-3.1-flash-image sent a picture that could "
+            "not be used; grok-imagine-image sent a picture that could not be used; drawn with local-sketch instead"
+        ]
+        stored = sorted(p for p in (tmp_path / "media").rglob("*") if p.is_file() and ".staging" not in p.parts)
+        assert [p.name for p in stored] == [Path(scene.image_path or "").name]  # only the local model's picture
+        with Image.open(stored[0]) as picture:
+            picture.load()
+            assert picture.format == "PNG"
+    finally:
+        await rt.close()
+
+
+async def test_an_unusable_clip_fails_once_and_is_never_downloaded_again(
+    settings: Settings, fake: FakeProviders, tmp_path: Path
+) -> None:
+    """A clip that is not an H.264 MP4: the same URL would serve the same bytes, so the clip fails with a
+    plain sentence (its Retry button asks for a new render) instead of being fetched again and again."""
+    fake.video_pending_polls = 0
+    fake.fail_always("xai.videos.download", Fault.bad_media("not-h264"))
+    rt, story_id = await render(settings, tmp_path, scenes=1, video=True, text_model="local-template")
+    try:
+        (scene,) = await scenes.list_for_story(rt.db, story_id)
+        assert scene.image_status is ImageStatus.COMPLETE and scene.video_status is VideoStatus.FAILED
+        assert scene.video_error == "grok-imagine-video sent a clip that could not be used"
+        assert len(fake.calls("xai.videos.download")) == 1 and len(fake.calls("xai.videos.create")) == 1
+        assert scene.video_path is None
+        assert not [p for p in (tmp_path / "media").rglob("*.mp4") if ".staging" not in p.parts]
     finally:
         await rt.close()

@@ -178,3 +178,27 @@ async def test_key_prefix_lookup_is_a_range_on_the_unique_index(runtime: Runtime
         ("deliver:story:ab:", "deliver:story:ab;"),
     )
     assert any("USING COVERING INDEX sqlite_autoindex_jobs" in row["detail"] for row in plan), [r[3] for r in plan]
+
+
+async def test_a_redraw_or_retry_counts_against_the_running_stories_limit(
+    runtime: Runtime, fake: FakeProviders
+) -> None:
+    story_id, scene_id = await failed_clip(runtime, fake)
+    limit = runtime.settings.max_running_stories
+    running = [
+        await runtime.stories.create(StoryOptions(prompt=f"a busy tale {i}", scenes=1, guild_id=GUILD, owner_id=OWNER))
+        for i in range(limit)
+    ]  # not run: they stay queued, so they are "being made"
+    actions = SceneActions(runtime.pipeline, runtime.quotas)
+    for press in (actions.retry_video, actions.redraw_image):
+        outcome = await press(scene_id, guild_id=GUILD, user_id=OWNER, can_manage=False)
+        assert outcome.verdict is Verdict.REFUSED, outcome
+        assert f"you already have {limit} stories being made" in outcome.text
+    story = await stories.get(runtime.db, story_id)
+    assert story is not None and story.status is StoryStatus.COMPLETE  # nothing reopened
+    assert await render_jobs(runtime, story_id, JobKind.RENDER_VIDEO) == 1
+    await runtime.queue.cancel(story_id=running[0].id)
+    async with runtime.db.transaction() as conn:
+        await stories.set_status(conn, running[0].id, StoryStatus.CANCELLED, now=runtime.clock.now())
+    outcome = await actions.retry_video(scene_id, guild_id=GUILD, user_id=OWNER, can_manage=False)
+    assert outcome.queued, outcome

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.domain import new_id
-from cogs.buttons import RedrawButton, RetryButton, redraw_view, retry_view
+from cogs.buttons import PostAgainButton, RedrawButton, RetryButton, redraw_view, retry_view
 
 
 def test_custom_ids_carry_the_scene_and_fit_discords_limit() -> None:
@@ -25,12 +25,15 @@ def test_a_disabled_copy_keeps_its_custom_id() -> None:
 def test_each_template_takes_only_its_own_prefix_and_any_rest() -> None:
     retry, redraw = RetryButton.__discord_ui_compiled_template__, RedrawButton.__discord_ui_compiled_template__
     scene_id = new_id()
-    assert (match := retry.fullmatch(f"storybot:retry:{scene_id}")) and match["scene_id"] == scene_id
-    assert (match := redraw.fullmatch(f"storybot:redraw:{scene_id}")) and match["scene_id"] == scene_id
+    assert (match := retry.fullmatch(f"storybot:retry:{scene_id}")) and match["key"] == scene_id
+    assert (match := redraw.fullmatch(f"storybot:redraw:{scene_id}")) and match["key"] == scene_id
     assert (
         retry.fullmatch(f"storybot:redraw:{scene_id}") is None
         and redraw.fullmatch(f"storybot:retry:{scene_id}") is None
     )
     assert retry.fullmatch("storybot:retryX") is None and retry.fullmatch(f"xstorybot:retry:{scene_id}") is None
     # A forged rest still reaches the button, which answers it (SceneActions refuses it).
-    assert (match := retry.fullmatch("storybot:retry:../x")) and match["scene_id"] == "../x"
+    assert (match := retry.fullmatch("storybot:retry:../x")) and match["key"] == "../x"
+    post_again = PostAgainButton.__discord_ui_compiled_template__
+    assert (match := post_again.fullmatch(f"storybot:repost:{scene_id}")) and match["key"] == scene_id
+    assert post_again.fullmatch(f"storybot:retry:{scene_id}") is None and retry.fullmatch("storybot:repost:x") is None

@@ -9,7 +9,7 @@ from bot.catalog import ModelSpec
 from bot.clock import FakeClock
 from bot.domain import ImageStatus, Modality, Scene, Story, StoryStatus, VideoStatus
 from cogs.publisher import nonce_for
-from cogs.render import Board, choice_name, model_choices, scene_caption, storyboard_embed
+from cogs.render import Board, choice_name, model_choices, scene_caption, status_word, story_label, storyboard_embed
 from cogs.storyboard import StoryboardUpdater
 
 NOW = 1_800_000_000.0
@@ -144,3 +144,24 @@ async def test_a_failing_edit_does_not_stop_later_ones() -> None:
     updater.request("a")
     await updater.drain()
     assert calls == [NOW, NOW + 1.0]
+
+
+def test_a_story_not_fully_posted_is_never_called_complete() -> None:
+    done = story(status=StoryStatus.COMPLETE)
+    parked = story(status=StoryStatus.COMPLETE, undelivered="I am missing the Send Messages permission in this channel")
+    assert status_word(done) == "complete" and status_word(parked) == "undelivered"
+    assert status_word(story(status=StoryStatus.FAILED, undelivered="x")) == "failed"
+    board = storyboard_embed(Board(parked, [scene(parked, i, image_status=ImageStatus.COMPLETE) for i in range(3)]))
+    data = board.to_dict()
+    assert "Done, not all posted" in data["description"]
+    [waiting] = [f for f in data["fields"] if f["name"] == "⚠️ Not posted yet"]
+    assert waiting["value"].startswith("I am missing the Send Messages permission in this channel.")
+    assert "Post again" in waiting["value"]
+
+
+def test_messages_in_the_channel_name_their_story_with_its_markdown_escaped() -> None:
+    assert story_label(story(title="The *Bold* Fox")) == "📖 **The \\*Bold\\* Fox** · "
+    assert story_label(story(title=None)) == "📖 **A story** · "
+    in_channel = story(delivery_note="The story's thread is locked, so the rest of it is posted in this channel.")
+    notes = [f for f in storyboard_embed(Board(in_channel, [])).to_dict()["fields"] if f["name"] == "Notes"]
+    assert notes and "thread is locked" in notes[0]["value"]

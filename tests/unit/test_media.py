@@ -16,7 +16,7 @@ from PIL import Image
 from bot import media, media_fit, media_probe
 from bot.media import MediaError, MediaStore, MediaWriteError, sha256_file
 from bot.media_fit import fit_to_upload_limit
-from bot.media_probe import probe_image, probe_video
+from bot.media_probe import MediaLimits, check_clip, check_picture, probe_image, probe_video
 
 STORY = "0123456789abcdef0123456789abcdef"
 
@@ -59,7 +59,9 @@ def test_paths_are_uuid_names_under_the_story(tmp_path: Path) -> None:
     assert first.name != second.name
     assert len(first.stem) == 32 and int(first.stem, 16) >= 0
     assert second.suffix == ".png"
-    assert store.temp_path(first) == first.with_name(f".{first.name}.part")
+    temp = store.temp_path(first)
+    assert temp.parent == first.parent and temp.name.startswith(f".{os.getpid()}-")
+    assert temp.name.endswith(f".{first.name}.part")
 
 
 @pytest.mark.parametrize("story_id", ["../etc", "ABCDEF", "", "abc/def", "a" * 65, "12 34"])
@@ -141,6 +143,21 @@ def test_sweep_removes_only_stale_partials(tmp_path: Path) -> None:
     assert files_under(tmp_path) == sorted([fresh, finished])
 
 
+def test_sweep_removes_the_partials_of_writers_that_ended_whatever_their_age(tmp_path: Path) -> None:
+    store = MediaStore(tmp_path)
+    ours = store.temp_path(store.path_for(STORY, "mp4"))  # this process: may be mid-write
+    dead_pid, live_pid = 4_000_001, 4_000_002
+    dead = ours.with_name(ours.name.replace(f".{os.getpid()}-", f".{dead_pid}-", 1))
+    live = ours.with_name(ours.name.replace(f".{os.getpid()}-", f".{live_pid}-", 1))
+    earlier_self = ours.with_name(ours.name.replace(ours.name.split(".")[1], f"{os.getpid()}-000000", 1))
+    unnamed = store.story_dir(STORY) / ".0123.mp4.part"  # no writer in its name: only the age rule applies
+    for path in (ours, dead, live, earlier_self, unnamed):
+        path.write_bytes(b"x")
+    assert store.sweep_partials(3600, alive=lambda pid: pid == live_pid) == 2
+    assert files_under(tmp_path) == sorted([ours, live, unnamed])
+    assert store.sweep_partials(3600) == 0  # without ``alive``, the age rule alone
+
+
 def test_delete_story_removes_only_that_story(tmp_path: Path) -> None:
     store = MediaStore(tmp_path)
     other = "f" * 32
@@ -213,6 +230,88 @@ def test_probe_video_rejects_garbage(tmp_path: Path) -> None:
     path.write_bytes(b"\x00" * 1000)
     with pytest.raises(MediaError):
         probe_video(path)
+
+
+# --- the gate for provider media (check_picture, check_clip) ------------------------------------
+
+
+def _picture(fmt: str, size: tuple[int, int] = (64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 20, 30)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "claimed"), [("PNG", "image/png"), ("JPEG", "image/jpg"), ("WEBP", None)])
+def test_check_picture_takes_what_it_claims_to_be(fmt: str, claimed: str | None) -> None:
+    assert check_picture(_picture(fmt), claimed, MediaLimits()) == media_probe.ImageInfo(64, 48, fmt)
+
+
+@pytest.mark.parametrize(
+    ("data", "claimed", "limits", "match"),
+    [
+        (_picture("PNG"), "image/jpeg", MediaLimits(), "claims to be image/jpeg but is image/png"),
+        (_picture("GIF"), "image/gif", MediaLimits(), "GIF image, not PNG, JPEG or WebP"),
+        (_picture("PNG"), "image/png", MediaLimits(picture_bytes=100), "over the cap"),
+        (_picture("PNG", (100, 100)), "image/png", MediaLimits(picture_pixels=9_999), "100×100 pixels"),
+        (_picture("JPEG")[:-200], "image/jpeg", MediaLimits(), "not a readable image"),
+    ],
+    ids=["mislabelled", "gif", "bytes", "pixels", "truncated"],
+)
+def test_check_picture_refuses_anything_else(data: bytes, claimed: str, limits: MediaLimits, match: str) -> None:
+    with pytest.raises(MediaError, match=match):
+        check_picture(data, claimed, limits)
+
+
+def test_check_clip_describes_an_h264_mp4(tmp_path: Path) -> None:
+    info = check_clip(make_clip(tmp_path / "a.mp4", frames=12), MediaLimits())
+    assert (info.width, info.height, info.frames, info.codec) == (320, 180, 12, "h264")
+    assert info.duration_s == pytest.approx(0.5, abs=0.05)
+
+
+def test_check_clip_decodes_a_frame_or_two_not_the_clip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clip = make_clip(tmp_path / "a.mp4", frames=48)
+    decoded: list[int] = []
+    real = av.Packet.decode
+
+    def counting(packet: av.Packet) -> list[av.VideoFrame]:
+        frames = real(packet)
+        decoded.append(len(frames))
+        return frames  # type: ignore[return-value]
+
+    monkeypatch.setattr(av.Packet, "decode", counting)
+    check_clip(clip, MediaLimits())
+    assert sum(decoded) == 1 and len(decoded) <= 3
+
+
+@pytest.mark.parametrize("faststart", [False, True], ids=["index-at-end", "index-first"])
+@pytest.mark.parametrize("keep", [0.5, 0.95])
+def test_check_clip_rejects_a_truncated_download(tmp_path: Path, keep: float, faststart: bool) -> None:
+    data = make_clip(tmp_path / "whole.mp4", frames=12, faststart=faststart).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(MediaError):
+        check_clip(cut, MediaLimits())
+
+
+@pytest.mark.parametrize(
+    ("limits", "match"),
+    [
+        (MediaLimits(clip_bytes=1000), "over the cap of 1000"),
+        (MediaLimits(clip_seconds=0.25), "lasts 0.5 s, over the cap of 0.25 s"),
+        (MediaLimits(picture_pixels=320 * 180 - 1), "320×180 pixels"),
+    ],
+    ids=["bytes", "seconds", "pixels"],
+)
+def test_check_clip_holds_the_caps(tmp_path: Path, limits: MediaLimits, match: str) -> None:
+    with pytest.raises(MediaError, match=match):
+        check_clip(make_clip(tmp_path / "a.mp4", frames=12), limits)
+
+
+def test_check_clip_refuses_what_is_not_an_mp4(tmp_path: Path) -> None:
+    html = tmp_path / "page.mp4"
+    html.write_bytes(b"<!DOCTYPE html><html><body>Access denied</body></html>")
+    with pytest.raises(MediaError, match="not an MP4"):
+        check_clip(html, MediaLimits())
 
 
 # --- fitting under an upload limit --------------------------------------------------------------

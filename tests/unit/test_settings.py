@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from pydantic import SecretStr
 
 from bot.domain import Modality
 from bot.errors import ConfigError
+from bot.registry import Registry
 from bot.settings import DEFAULT_ROUTING, Settings, load_settings
 
 SECRET = "sk-very-secret-123"
@@ -35,7 +37,7 @@ def test_defaults() -> None:
     assert settings.routing[Modality.IMAGE].chain == ["gpt-image-1.5", "gemini-3.1-flash-image", "grok-imagine-image"]
     assert settings.routing[Modality.IMAGE].max_retries == 3
     assert settings.routing[Modality.IMAGE].retry_delay_ms == 1000
-    assert (settings.worker_concurrency, settings.video_duration_s, settings.log_level) == (4, 4, "INFO")
+    assert (settings.worker_concurrency, settings.video_duration_s, settings.log_level) == (4, 4, "WARNING")
 
 
 def test_keys_from_the_environment_are_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,9 +177,52 @@ def test_fallbacks_that_are_not_json_raise_config_error(monkeypatch: pytest.Monk
         load_settings()
 
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+DOCUMENTED = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$", re.MULTILINE)
+
+
 def test_every_setting_is_documented_in_env_example() -> None:
-    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text(encoding="utf-8")
+    example = (REPOSITORY / ".env.example").read_text(encoding="utf-8")
     missing = [
         name.upper() for name in Settings.model_fields if name != "routing" and f"{name.upper()}=" not in example
     ]
     assert missing == [], f"add these to .env.example: {missing}"
+
+
+def test_every_value_in_env_example_is_the_real_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setting any variable to the value .env.example shows changes nothing: the file shows the defaults."""
+    documented = DOCUMENTED.findall((REPOSITORY / ".env.example").read_text(encoding="utf-8"))
+    known = {name.upper() for name in Settings.model_fields} | {"GOOGLE_API_KEY"}
+    assert len(documented) > 40
+    defaults = load_settings().model_dump()
+    for name, value in documented:
+        assert name in known or re.fullmatch(r"ROUTING__(TEXT|IMAGE|VIDEO)__[A-Z_]+", name), name
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            shown = load_settings().model_dump()
+        changed = {field: (shown[field], defaults[field]) for field in defaults if shown[field] != defaults[field]}
+        assert changed == {}, f".env.example shows {name}={value}, which is not the default: {changed}"
+    shown_routes = {name for name, _ in documented if name.startswith("ROUTING__")}
+    assert {f"ROUTING__{m.name}__{f}" for m in Modality for f in ("PRIMARY_MODEL", "FALLBACKS")} <= shown_routes
+
+
+def test_a_token_of_only_whitespace_is_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", " \t ")
+    assert load_settings().discord_token is None
+    monkeypatch.setenv("DISCORD_TOKEN", " a.real-looking.token ")
+    assert load_settings().discord_token is not None
+
+
+def test_the_example_models_file_loads_through_the_real_loader() -> None:
+    example = REPOSITORY / "models.example.toml"
+    settings = load_settings(models_file=example, openai_api_key="sk-example")
+    registry = Registry.load(settings)
+    registry.validate_routing(settings.routing)
+    added = registry.resolve("gpt-image-2")
+    assert (added.provider, added.modality, added.max_reference_images) == ("openai", Modality.IMAGE, 16)
+    assert registry.resolve("house-style") == added
+    assert registry.availability("gpt-image-2").usable
+    changed = registry.resolve("gemini-3-pro-image")
+    assert (str(changed.retired_on), changed.successor) == ("2099-01-01", "gemini-3.1-flash-image")
+    env_example = (REPOSITORY / ".env.example").read_text(encoding="utf-8")
+    assert "models.example.toml" in env_example and "models.example.toml" in (REPOSITORY / "README.md").read_text()
