@@ -1,8 +1,13 @@
-"""The embedded illustrator: a procedural landscape drawn with Pillow, captioned with the scene.
+"""The embedded illustrator (model ``local-sketch``): each scene drawn from what its text says.
 
-Every choice comes from a ``random.Random`` seeded with sha256(seed, prompt), and Pillow writes
-no timestamps into a PNG, so the same request always gives byte-identical bytes. When a
-reference image is given, its colours tint the palette so later scenes echo the first.
+local_scene reads the request (the hero and palette from the bible, the setting, subjects, time and
+weather from the scene's text); this module lays the picture out, draws the scenery
+(local_scenery), the figures (local_sprites), finishes it in the requested style (local_styles) and
+captions it inside the bottom ``CAPTION_BAND`` of the picture.
+
+Every choice comes from a ``random.Random`` seeded with sha256(seed, prompt), and Pillow writes no
+timestamps into a PNG, so the same request always gives byte-identical bytes. The hero is drawn
+from the bible alone, so it looks the same in every scene of a story.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import colorsys
 import hashlib
 import io
 import logging
-import math
 import random
 import unicodedata
 from dataclasses import dataclass
@@ -22,42 +26,87 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from bot.errors import ErrorKind, ProviderError
 from bot.providers.base import ImageRequest, ImageResult, ReferenceImage
-from bot.providers.local_text import clean_prompt
+from bot.providers.local_prompt import clean_prompt
+from bot.providers.local_scene import HeroLook, ScenePlan, plan_scene
+from bot.providers.local_scenery import (
+    CLIFF_TOP,
+    WATER_FOREGROUND,
+    Stage,
+    draw_backdrop,
+    draw_mist,
+    draw_weather,
+)
+from bot.providers.local_sprites import (
+    BIRDS,
+    QUADS,
+    SWIMMERS,
+    Pen,
+    draw_bird,
+    draw_creature,
+    draw_landmark,
+    draw_octopus,
+    draw_person,
+    draw_prop,
+    draw_quad,
+    draw_robot,
+    draw_small_animal,
+    draw_swimmer,
+    draw_thing,
+    sky_object,
+)
+from bot.providers.local_styles import INK, Style, style_for
+from bot.providers.local_vocab import COLORS, CONCEPTS_BY_KEY, Category, Color, mix
+
+__all__ = [
+    "ASPECT_SIZES",
+    "CAPTION_BAND",
+    "LocalImageProvider",
+    "Layout",
+    "caption_text",
+    "compose",
+    "draw_caption",
+    "render_image",
+]
 
 log = logging.getLogger(__name__)
 
-Color = tuple[int, int, int]
-
 ASPECT_SIZES: dict[str, tuple[int, int]] = {"16:9": (1024, 576), "1:1": (1024, 1024), "9:16": (576, 1024)}
 DEFAULT_ASPECT = "16:9"
+# The caption lives in the bottom CAPTION_BAND of the picture's height and draws nothing above it;
+# the Ken Burns clip (local_video) keeps this band in view, and the scene keeps its hero above it.
+CAPTION_BAND = 0.2
 CAPTION_MAX_LINES = 4
-REFERENCE_TINT_WEIGHT = 0.35
+CAPTION_MIN_FONT = 12
+REFERENCE_TINT_WEIGHT = 0.2
+PNG_COMPRESS_LEVEL = 4  # a little larger than the default 6, and noticeably faster to write
 # Pillow's built-in font (Aileron) has ASCII plus these; anything else would draw as a box.
 CAPTION_EXTRA_GLYPHS = frozenset("‘’“”…«»·°©±")
 
-# (sky top, sky bottom, far hill, near hill, sun or moon, is night)
-MOODS: list[tuple[Color, Color, Color, Color, Color, bool]] = [
-    ((74, 144, 226), (190, 225, 250), (120, 170, 120), (52, 110, 62), (255, 236, 150), False),  # day
-    ((250, 150, 110), (255, 215, 160), (170, 120, 140), (90, 70, 100), (255, 245, 210), False),  # dawn
-    ((60, 40, 110), (240, 130, 90), (110, 70, 110), (45, 35, 70), (255, 190, 120), False),  # dusk
-    ((12, 20, 52), (50, 70, 120), (40, 55, 90), (18, 26, 48), (235, 235, 215), True),  # night
-]
-CLOAKS: list[Color] = [(200, 50, 50), (240, 190, 40), (40, 150, 90), (60, 110, 220), (230, 110, 30), (150, 60, 180)]
+HERO_SIZE = 0.36  # of the picture's shorter side
+PROP_SIZE = 0.13
+HERO_SLOTS = (0.27, 0.35, 0.65, 0.73)
+SKY_THINGS = frozenset({"moon", "planet", "rainbow", "aurora", "balloon", "kite", "star", "cloud"})
+HANDHELD = frozenset({"lantern", "key", "map", "book", "umbrella", "crown", "bell", "egg", "teapot", "clock"})
+LANDMARK_SIZE = {
+    "lighthouse": 0.44,
+    "castle": 0.42,
+    "tower": 0.45,
+    "windmill": 0.4,
+    "pyramid": 0.4,
+    "bridge": 0.3,
+    "igloo": 0.2,
+    "house": 0.3,
+    "tent": 0.22,
+}
 
 
 @dataclass(frozen=True)
-class Palette:
-    sky_top: Color
-    sky_bottom: Color
-    far_hill: Color
-    near_hill: Color
-    light: Color
-    cloak: Color
-    night: bool
+class Layout:
+    """Where the figures went: the tests and the video's framing read the hero's box from it."""
 
-
-def mix(a: Color, b: Color, t: float) -> Color:
-    return (round(a[0] + (b[0] - a[0]) * t), round(a[1] + (b[1] - a[1]) * t), round(a[2] + (b[2] - a[2]) * t))
+    hero_box: tuple[int, int, int, int]
+    facing: int
+    companion_box: tuple[int, int, int, int] | None
 
 
 class LocalImageProvider:
@@ -75,19 +124,28 @@ def render_image(request: ImageRequest) -> ImageResult:
         size = ASPECT_SIZES[DEFAULT_ASPECT]
     digest = hashlib.sha256(f"{request.seed}\x1f{request.prompt}".encode("utf-8", "surrogatepass")).digest()
     rng = random.Random(int.from_bytes(digest[:16], "big"))
-    reference = reference_colors(request.references[0], request.model) if request.references else None
-    palette = choose_palette(rng, reference)
+    plan = plan_scene(request.prompt, request.scene_text)
+    if request.references:
+        plan = tinted(plan, reference_colors(request.references[0], request.model))
+    style = style_for(plan.style)
+    image, _ = compose(plan, size, rng, style)
+    hero = plan.hero
+    image = style.finish(image, rng, (hero.main, hero.accent, hero.hair, hero.skin, *plan.palette))
+    draw_caption(image, caption_text(request.scene_text or plan_caption(request.prompt)))
 
-    image = Image.new("RGB", size)
-    draw_sky(image, palette)
-    draw_sky_details(image, palette, rng)
-    front_hill = draw_hills(image, palette, rng)
-    draw_figure(image, palette, rng, front_hill)
-    draw_caption(image, caption_text(request.scene_text or request.prompt))
-
+    if style.palette_png:
+        image = image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return ImageResult(data=buffer.getvalue(), mime_type="image/png", request_id=digest[:8].hex(), warnings=warnings)
+
+
+def plan_caption(prompt: str) -> str:
+    """The scene's own words when the prompt carries them after "Scene N:", else the whole prompt."""
+    marker = prompt.rfind("Scene ")
+    if marker >= 0 and ":" in prompt[marker:]:
+        return prompt[marker:].split(":", 1)[1]
+    return prompt
 
 
 def reference_colors(reference: ReferenceImage, model: str) -> tuple[Color, Color]:
@@ -110,112 +168,254 @@ def reference_colors(reference: ReferenceImage, model: str) -> tuple[Color, Colo
     return average, vivid
 
 
-def choose_palette(rng: random.Random, reference: tuple[Color, Color] | None) -> Palette:
-    mood_index = rng.randrange(len(MOODS))
-    cloak = rng.choice(CLOAKS)
-    if reference is not None:
-        average, cloak = reference
-        # A dark reference keeps the night; a bright one never turns into night.
-        brightness = sum(average) / 3
-        mood_index = 3 if brightness < 70 else mood_index % 3
-    sky_top, sky_bottom, far_hill, near_hill, light, night = MOODS[mood_index]
-    if reference is not None:
-        weight = REFERENCE_TINT_WEIGHT
-        sky_top, sky_bottom = mix(sky_top, reference[0], weight), mix(sky_bottom, reference[0], weight)
-        far_hill, near_hill = mix(far_hill, reference[0], weight), mix(near_hill, reference[0], weight / 2)
-    return Palette(sky_top, sky_bottom, far_hill, near_hill, light, cloak, night)
+def tinted(plan: ScenePlan, reference: tuple[Color, Color]) -> ScenePlan:
+    """The scenery's palette leaned toward a reference picture's colours.
+
+    The hero keeps the bible's colours: the reference for later scenes is scene 1's own picture, and
+    letting its most vivid colour repaint the hero is what once turned a green hero navy.
+    """
+    average, vivid = reference
+    a, b, c = plan.palette
+    palette = (
+        mix(a, vivid, REFERENCE_TINT_WEIGHT),
+        mix(b, average, REFERENCE_TINT_WEIGHT),
+        mix(c, average, REFERENCE_TINT_WEIGHT),
+    )
+    return ScenePlan(**{**plan.__dict__, "palette": palette})
 
 
-def draw_sky(image: Image.Image, palette: Palette) -> None:
-    draw = ImageDraw.Draw(image)
-    width, height = image.size
-    for y in range(height):
-        draw.line([(0, y), (width, y)], fill=mix(palette.sky_top, palette.sky_bottom, y / max(height - 1, 1)))
+# --- composition ----------------------------------------------------------------------------------
 
 
-def draw_sky_details(image: Image.Image, palette: Palette, rng: random.Random) -> None:
-    """Stars or clouds, then a glowing sun or moon."""
-    width, height = image.size
-    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
-    if palette.night:
-        for _ in range(120):
-            x, y, r = rng.randrange(width), rng.randrange(int(height * 0.6)), rng.choice((1, 1, 2))
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 255, 240, rng.randrange(120, 255)))
-    else:
-        for _ in range(rng.randrange(3, 7)):
-            cx, cy = rng.randrange(width), rng.randrange(int(height * 0.05), int(height * 0.4))
-            for _ in range(4):
-                w, h = rng.randrange(40, 110), rng.randrange(18, 40)
-                dx, dy = rng.randrange(-60, 60), rng.randrange(-12, 12)
-                draw.ellipse([cx + dx - w, cy + dy - h, cx + dx + w, cy + dy + h], fill=(255, 255, 255, 110))
-    radius = min(width, height) // 14
-    cx, cy = rng.randrange(radius * 2, width - radius * 2), rng.randrange(radius * 2, int(height * 0.35))
-    for step in range(12, 0, -1):  # ImageDraw replaces pixels, so inner rings carry the summed alpha
-        glow = radius + step * radius // 6
-        draw.ellipse([cx - glow, cy - glow, cx + glow, cy + glow], fill=(*palette.light, 6 * (13 - step)))
-    draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=(*palette.light, 255))
-    image.paste(Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB"))
+def compose(plan: ScenePlan, size: tuple[int, int], rng: random.Random, style: Style) -> tuple[Image.Image, Layout]:
+    """The scene drawn before its style's finish and its caption."""
+    image = Image.new("RGB", size)
+    draw = ImageDraw.Draw(image, "RGBA")
+    outline: str | Color | None = None
+    if style.outline:
+        outline = INK if style.key == "ink" else "shade"
+    stage = Stage(
+        image,
+        draw,
+        rng,
+        plan.palette,
+        plan.time,
+        plan.weather,
+        outline,
+        style.outline_width,
+        style.banded_sky,
+        style.glow,
+    )
+    stage.coarse = style.key == "pixel"
+    width, height = size
+    hero_x = width * rng.choice(HERO_SLOTS)
+    facing = 1 if hero_x < width / 2 else -1
+    far_x = width - hero_x + rng.uniform(-0.06, 0.06) * width
+    far_x = min(max(far_x, width * 0.12), width * 0.88)
+    stage.feature_x = far_x
+    draw_backdrop(stage, plan.setting)
 
+    for index, landmark in enumerate(plan.landmarks):
+        x = far_x if index == 0 else width * 0.5
+        landmark_height = stage.unit * LANDMARK_SIZE.get(landmark, 0.3)
+        base = height * 0.6
+        if landmark == "lighthouse" and plan.setting == "coast":
+            base = height * (CLIFF_TOP + 0.015)
+        draw_landmark(stage.pen(x, base, landmark_height), landmark, stage.env(plan.palette[0]), stage.night)
 
-def draw_hills(image: Image.Image, palette: Palette, rng: random.Random) -> list[tuple[int, int]]:
-    """Three layers of rolling hills, far to near; returns the outline of the nearest."""
-    width, height = image.size
-    draw = ImageDraw.Draw(image)
-    outline: list[tuple[int, int]] = []
-    for layer in range(3):
-        base = height * (0.55 + 0.1 * layer)
-        amplitude = height * (0.06 - 0.012 * layer)
-        freq1, freq2 = rng.uniform(1.0, 2.5), rng.uniform(3.0, 6.0)
-        phase1, phase2 = rng.uniform(0, math.tau), rng.uniform(0, math.tau)
-        outline = [
-            (
-                x,
-                round(
-                    base
-                    + amplitude * math.sin(x / width * math.tau * freq1 / 2 + phase1)
-                    + amplitude * 0.3 * math.sin(x / width * math.tau * freq2 / 2 + phase2)
-                ),
+    taken = [hero_x, far_x]
+    sky_things = [key for key in plan.subjects if key in SKY_THINGS]
+    ground_things = [key for key in plan.subjects if key not in SKY_THINGS]
+    for index, key in enumerate(sky_things):
+        _sky_thing(stage, key, width * (0.2 + 0.6 * ((index + rng.random()) % 1)), plan)
+
+    hero_size = stage.unit * HERO_SIZE
+    swimmer_sea = plan.setting in WATER_FOREGROUND | {"coast", "island", "underwater"}
+    for key in ground_things:
+        if key in HANDHELD:
+            # what the hero carries or uses stands at the hero's feet
+            x, y, scale = hero_x + facing * hero_size * 0.42, stage.ground + hero_size * 0.02, 0.7
+        else:
+            x, y, scale = _free_slot(width, taken, rng), height * 0.7, 1.0
+            taken.append(x)
+        _figure(stage, key, x, y, hero_size * 0.5 * scale, -facing, plan, swimmer_sea)
+
+    companion_box = None
+    if plan.companion and plan.companion in CONCEPTS_BY_KEY:
+        offset = 0.42 if plan.rival else 0.22
+        x = min(max(hero_x + facing * offset * width, width * 0.08), width * 0.92)
+        # a rival looms; a friend stands as tall as the hero, a small animal friend a little smaller
+        scale = 0.95 if plan.rival else 0.85 if CONCEPTS_BY_KEY[plan.companion].category is Category.PERSON else 0.62
+        pen = _figure(stage, plan.companion, x, stage.ground, hero_size * scale, -facing, plan, swimmer_sea)
+        companion_box = pen.bounds if pen is not None else None
+
+    draw_mist(stage, plan.setting)
+    ground = stage.ground
+    if stage.night and style.glow:
+        # a little lantern light, so the hero reads against the dark
+        glow = hero_size * 0.75
+        for step in range(9, 0, -1):
+            r = glow * (0.45 + step * 0.08)
+            draw.ellipse(
+                [hero_x - r, ground - hero_size * 0.5 - r, hero_x + r, ground - hero_size * 0.5 + r],
+                fill=(255, 214, 140, 9 + (9 - step) * 3),
             )
-            for x in range(0, width + 8, 8)
-        ]
-        color = mix(mix(palette.far_hill, palette.near_hill, layer / 2), palette.sky_bottom, 0.35 * (2 - layer) / 2)
-        draw.polygon([*outline, (width, height), (0, height)], fill=color)
-        if layer == 1:
-            draw_trees(draw, outline, mix(color, (0, 0, 0), 0.3), rng, height)
-    return outline
+    feet = _vehicle(stage, plan.vehicle, hero_x, ground, hero_size, facing, plan)
+    if plan.vehicle is None or plan.vehicle in ("boat", "raft", "ship", "sled"):
+        draw.ellipse(
+            [hero_x - hero_size * 0.3, feet - hero_size * 0.03, hero_x + hero_size * 0.3, feet + hero_size * 0.03],
+            fill=(0, 0, 0, 50),
+        )
+    if plan.airborne:
+        feet -= hero_size * 0.85  # "had learned to fly": off the ground at last
+    hero_pen = draw_hero(stage, plan.hero, hero_x, feet, hero_size, facing)
+    draw_weather(stage, plan.setting, (hero_pen.box[0], hero_pen.box[2]))
+    return image, Layout(hero_pen.bounds, facing, companion_box)
 
 
-def draw_trees(
-    draw: ImageDraw.ImageDraw, outline: list[tuple[int, int]], color: Color, rng: random.Random, height: int
-) -> None:
-    for x, y in rng.sample(outline, min(len(outline), rng.randrange(4, 10))):
-        tree_height = rng.randrange(height // 20, height // 9)
-        half = tree_height // 3
-        draw.polygon([(x, y - tree_height), (x - half, y + 2), (x + half, y + 2)], fill=color)
+def _free_slot(width: int, taken: list[float], rng: random.Random) -> float:
+    slots = [width * (0.08 + 0.84 * i / 11) for i in range(12)]
+    free = [x for x in slots if all(abs(x - t) > width * 0.13 for t in taken)]
+    return rng.choice(free or slots)
 
 
-def draw_figure(image: Image.Image, palette: Palette, rng: random.Random, ground: list[tuple[int, int]]) -> None:
-    """A small cloaked traveller standing on the nearest hill."""
-    width, height = image.size
-    x, ground_y = ground[rng.randrange(len(ground) // 4, 3 * len(ground) // 4)]
-    ground_y = min(ground_y, int(height * 0.78))
-    body = height // 7
-    head = body // 5
-    draw = ImageDraw.Draw(image)
-    draw.ellipse(
-        [x - body // 2, ground_y - 4, x + body // 2, ground_y + 6], fill=mix(palette.near_hill, (0, 0, 0), 0.4)
-    )
-    leg = (40, 34, 30)
-    draw.line([(x - head // 2, ground_y - body // 3), (x - head // 2, ground_y)], fill=leg, width=max(2, head // 3))
-    draw.line([(x + head // 2, ground_y - body // 3), (x + head // 2, ground_y)], fill=leg, width=max(2, head // 3))
-    top = ground_y - body
-    draw.polygon(
-        [(x, top + head), (x - body // 3, ground_y - body // 4), (x + body // 3, ground_y - body // 4)],
-        fill=palette.cloak,
-    )
-    draw.ellipse([x - head, top - head, x + head, top + head], fill=(241, 205, 170))
-    draw.pieslice([x - head, top - head, x + head, top + head], 180, 360, fill=mix(palette.cloak, (0, 0, 0), 0.3))
+def draw_hero(stage: Stage, hero: HeroLook, x: float, feet: float, size: float, facing: int) -> Pen:
+    kind = hero.kind
+    if hero.category is Category.ANIMAL and kind in QUADS:
+        pen = stage.pen(x - facing * size * 0.1, feet, size * 0.82, facing)
+        draw_quad(pen, QUADS[kind], hero.main, hero.accent)
+    elif hero.category is Category.ANIMAL:
+        pen = stage.pen(x, feet, size * 0.85, facing)
+        _animal(pen, kind, hero.main, hero.accent)
+    elif hero.category is Category.ROBOT:
+        pen = stage.pen(x, feet, size, facing)
+        draw_robot(pen, hero.main, hero.accent)
+    elif hero.category is Category.THING:
+        pen = stage.pen(x, feet, size * 0.9, facing)
+        draw_thing(pen, kind, hero.main, hero.accent, face=True)
+    elif kind == "creature":
+        pen = stage.pen(x, feet, size * 0.8, facing)
+        draw_creature(pen, hero.main, hero.accent)
+    else:
+        pen = stage.pen(x, feet, size, facing)
+        draw_person(pen, kind, hero.main, hero.accent, hero.hair, hero.skin)
+    return pen
+
+
+def _animal(pen: Pen, kind: str, main: Color, accent: Color | None) -> None:
+    if kind in BIRDS:
+        draw_bird(pen, kind, main, accent)
+    elif kind in SWIMMERS:
+        draw_swimmer(pen, kind, main, accent)
+    elif kind == "octopus":
+        draw_octopus(pen, main, accent)
+    else:
+        draw_small_animal(pen, kind, main, accent)
+
+
+def _default_colors(key: str, plan: ScenePlan) -> tuple[Color, Color]:
+    concept = CONCEPTS_BY_KEY[key]
+    natural = [COLORS[c] for c in concept.colors if c in COLORS]
+    main = natural[0] if natural else plan.palette[1]
+    return main, plan.palette[0]
+
+
+def _figure(
+    stage: Stage, key: str, x: float, y: float, size: float, facing: int, plan: ScenePlan, swimmer_sea: bool
+) -> Pen | None:
+    """Anyone or anything besides the hero, in its natural colours."""
+    concept = CONCEPTS_BY_KEY.get(key)
+    if concept is None:
+        return None
+    main, accent = _default_colors(key, plan)
+    category = concept.category
+    if category is Category.ANIMAL:
+        if key in SWIMMERS and swimmer_sea:
+            y = stage.height * 0.62
+            size *= 1.6 if key == "whale" else 1.0
+        pen = stage.pen(x, y, size * (0.85 if key in QUADS else 0.9), facing)
+        if key in QUADS:
+            draw_quad(pen, QUADS[key], main, None)
+        else:
+            _animal(pen, key, main, None)
+        return pen
+    if category is Category.PERSON:
+        pen = stage.pen(x, y, size, facing)
+        coat = mix(plan.palette[1], (90, 90, 110), 0.3)
+        draw_person(pen, key, coat, plan.palette[0], (90, 60, 40), (230, 190, 160))
+        return pen
+    if category is Category.ROBOT:
+        pen = stage.pen(x, y, size, facing)
+        draw_robot(pen, COLORS["silver"], plan.palette[0])
+        return pen
+    if category is Category.THING:
+        pen = stage.pen(x, y, size * (0.8 if key not in ("tree", "train", "ship") else 1.3), facing)
+        draw_thing(pen, key, main if concept.colors else plan.palette[0], accent, face=False)
+        return pen
+    if category is Category.PROP:
+        pen = stage.pen(x, y, stage.unit * PROP_SIZE, facing)
+        draw_prop(pen, key, plan.palette[0])
+        return pen
+    if category is Category.WEATHER:
+        # weather the hero befriends is a character: a cloud with a face, up beside the hero
+        pen = stage.pen(x, stage.height * 0.42, size * 1.1, facing)
+        gloom = {"storm": (120, 124, 140), "rain": (170, 176, 190), "snow": (236, 240, 248)}.get(key, (226, 230, 238))
+        draw_thing(pen, "cloud", gloom, plan.palette[0], face=True)
+        return pen
+    return None
+
+
+def _sky_thing(stage: Stage, key: str, x: float, plan: ScenePlan) -> None:
+    draw = stage.draw
+    width, height = stage.width, stage.height
+    if key == "rainbow":
+        cx, cy, r = width * 0.5, height * 0.62, width * 0.42
+        colors = [(230, 70, 60), (245, 150, 50), (250, 220, 70), (90, 180, 90), (70, 130, 220), (140, 90, 200)]
+        band = max(4, round(stage.unit * 0.018))
+        for i, color in enumerate(colors):
+            rr = r - i * band
+            draw.arc([cx - rr, cy - rr, cx + rr, cy + rr], 180, 360, fill=(*color, 170), width=band)
+        return
+    if key == "aurora":
+        for i in range(3):
+            y = height * (0.12 + i * 0.06)
+            draw.ellipse([-width * 0.1, y, width * 1.1, y + height * 0.08], fill=(90, 240, 170, 60))
+        return
+    size = stage.unit * (0.2 if key in ("moon", "planet", "balloon") else 0.12)
+    pen = stage.pen(x, height * 0.36, size, outline=key not in ("moon",))
+    sky_object(pen, key, plan.palette[1] if key != "balloon" else plan.palette[0])
+
+
+def _vehicle(
+    stage: Stage, vehicle: str | None, x: float, ground: float, size: float, facing: int, plan: ScenePlan
+) -> float:
+    """Draws what the hero rides and returns where the hero's feet go."""
+    if vehicle in ("boat", "raft", "ship"):
+        water_y = ground + size * 0.05
+        vessel = size * (1.15 if vehicle != "ship" else 1.4)
+        pen = stage.pen(x, water_y, vessel, facing)
+        main = plan.palette[0] if vehicle == "boat" else (140, 90, 50)
+        draw_thing(pen, vehicle, main, plan.palette[1], face=False)
+        # the hero stands on the deck, half hidden by the rail
+        return water_y - vessel * (0.12 if vehicle == "raft" else 0.2)
+    if vehicle == "sled":
+        pen = stage.pen(x, ground + size * 0.04, size * 0.8, facing)
+        draw_prop(pen, "sled", plan.palette[0])
+        return ground - size * 0.14
+    if vehicle in ("rocket", "train", "car"):
+        side = x - facing * size * 0.75
+        scale = {"rocket": 1.3, "train": 1.0, "car": 0.8}[vehicle]
+        pen = stage.pen(side, ground - size * 0.02, size * scale, facing)
+        draw_thing(
+            pen, vehicle, plan.palette[0] if vehicle != "rocket" else COLORS["silver"], plan.palette[1], face=False
+        )
+    if vehicle == "balloon":
+        pen = stage.pen(x + facing * stage.width * 0.25, stage.height * 0.42, stage.unit * 0.3, facing)
+        sky_object(pen, "balloon", plan.palette[0])
+    return ground
+
+
+# --- the caption ----------------------------------------------------------------------------------
 
 
 def caption_text(text: str) -> str:
@@ -232,7 +432,9 @@ def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def wrap_caption(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, max_width: int) -> list[str]:
+def wrap_caption(
+    text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, max_width: int, max_lines: int = CAPTION_MAX_LINES
+) -> list[str]:
     lines: list[str] = []
     current = ""
     for word in text.split():
@@ -254,30 +456,54 @@ def wrap_caption(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, 
             current = word
     if current:
         lines.append(current)
-    if len(lines) > CAPTION_MAX_LINES:
-        last = lines[CAPTION_MAX_LINES - 1]
+    if len(lines) > max_lines:
+        last = lines[max_lines - 1]
         while last and font.getlength(last + " …") > max_width:
             last = last[:-1]
-        lines = [*lines[: CAPTION_MAX_LINES - 1], last.rstrip() + " …"]
+        lines = [*lines[: max_lines - 1], last.rstrip() + " …"]
     return lines
 
 
+def caption_band_height(height: int) -> int:
+    return round(height * CAPTION_BAND)
+
+
 def draw_caption(image: Image.Image, text: str) -> None:
+    """The caption in a dark band over the bottom CAPTION_BAND of the picture, and nowhere else.
+
+    The text takes the largest size at which it fits the band whole; at the smallest size it is cut
+    with an ellipsis instead of growing the band.
+    """
     if not text:
         return
     width, height = image.size
-    font_size = max(16, min(width, height) // 24)
-    font = load_font(font_size)
-    margin = font_size
-    lines = wrap_caption(text, font, width - 2 * margin)
-    line_height = round(font_size * 1.3)
-    band_height = line_height * len(lines) + margin
-    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
-    draw.rectangle([0, height - band_height, width, height], fill=(10, 12, 20, 150))
-    y = height - band_height + margin // 2
+    band = caption_band_height(height)
+    size = max(CAPTION_MIN_FONT, min(width, height) // 24)
+    while True:
+        font = load_font(size)
+        line_height = round(size * 1.28)
+        margin = max(6, size * 2 // 3)
+        room = max(1, (band - margin) // line_height)
+        lines = wrap_caption(text, font, width - 2 * margin, max_lines=min(room, CAPTION_MAX_LINES))
+        if size <= CAPTION_MIN_FONT or not lines[-1].endswith("…"):
+            break
+        size -= 1
+    # Drawn on a band-sized layer, so not one pixel of the caption can land above the band.
+    region = image.crop((0, height - band, width, height)).convert("RGBA")
+    layer = Image.new("RGBA", region.size, (10, 12, 20, 165))
+    draw = ImageDraw.Draw(layer)
+    y = (band - line_height * len(lines)) // 2 + (line_height - size) // 4
     for line in lines:
         draw.text((margin + 1, y + 1), line, font=font, fill=(0, 0, 0, 200))
         draw.text((margin, y), line, font=font, fill=(255, 255, 250, 255))
         y += line_height
-    image.paste(Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB"))
+    image.paste(Image.alpha_composite(region, layer).convert("RGB"), (0, height - band))
+
+
+def hero_box_for(request: ImageRequest) -> tuple[int, int, int, int]:
+    """Where ``request``'s hero is drawn (before the style's finish), for tests and framing."""
+    size = ASPECT_SIZES.get(request.aspect_ratio, ASPECT_SIZES[DEFAULT_ASPECT])
+    digest = hashlib.sha256(f"{request.seed}\x1f{request.prompt}".encode("utf-8", "surrogatepass")).digest()
+    plan = plan_scene(request.prompt, request.scene_text)
+    _, layout = compose(plan, size, random.Random(int.from_bytes(digest[:16], "big")), style_for(plan.style))
+    return layout.hero_box

@@ -30,6 +30,7 @@ from bot.errors import ErrorKind, ProviderError
 from bot.media import MediaWriteError, fsync_and_replace, link_or_copy, temp_path_for
 from bot.media_fit import even, open_h264_output
 from bot.providers.base import VideoPoll, VideoRequest, VideoState
+from bot.providers.local_image import CAPTION_BAND  # the picture's bottom share that holds its caption
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,6 @@ FPS = 24
 MIN_DURATION_S, MAX_DURATION_S = 3, 5
 OUTPUT_PIXELS = 960 * 540  # 16:9 gives exactly 960x540; other shapes keep about the same area
 MAX_ZOOM = 1.18
-# The bottom share of the picture's height that holds its caption; the same value as
-# bot.providers.local_image.CAPTION_BAND, which draws the caption inside it (to be unified with that one).
-CAPTION_BAND = 0.2
 # A pan over a still picture is slow, uniform motion that a diamond search with one sub-pel pass finds as
 # well as the preset's hexagon search does: about half the encoder's CPU at the same size and PSNR.
 X264_PARAMS = "me=dia:subme=1"
