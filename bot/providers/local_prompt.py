@@ -706,7 +706,7 @@ def _conjoined(reader: Reader, anchor: int) -> int | None:
 def _find_other(reader: Reader, hero_index: int | None, other_index: int | None) -> Character | None:
     tokens = reader.tokens
     if other_index is not None:
-        if _weather_adjective(reader, other_index):
+        if _describes_weather(reader, other_index):
             return None  # "guards a snowy castle": the castle is a place, and "snowy" its weather, not a friend
         return _character(reader, other_index)
     # Only the prompt's opening names the cast; a long prompt's later nouns are scenery.
@@ -731,7 +731,7 @@ def _find_other(reader: Reader, hero_index: int | None, other_index: int | None)
     return None
 
 
-def _weather_adjective(reader: Reader, index: int) -> bool:
+def _describes_weather(reader: Reader, index: int) -> bool:
     """A weather word written as an adjective before a noun ("a snowy castle", "the rainy forest")."""
     concept = reader.tokens[index].concept
     word = reader.words[index]
