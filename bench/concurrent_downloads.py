@@ -39,8 +39,8 @@ QUICK_CLIPS, QUICK_CLIP_MIB, QUICK_RUNS = 4, 16, 1
 
 async def _measure(url: str, clips: int, clip_bytes: int, download: bool) -> dict[str, Any]:
     from bot.providers.base import ReferenceImage, VideoRequest, VideoState
-    from bot.providers.xai import XAIAdapter
-    from bot.registry import Registry
+    from bot.providers.xai.adapter import XAIAdapter
+    from bot.routing.registry import Registry
     from bot.settings import load_settings
     from tests.fakes.providers import png_bytes
 

@@ -47,8 +47,8 @@ def current_rss_mib() -> float:
 
 async def _measure(url: str, download: bool) -> dict[str, Any]:
     from bot.providers.base import ReferenceImage, VideoRequest, VideoState
-    from bot.providers.xai import XAIAdapter
-    from bot.registry import Registry
+    from bot.providers.xai.adapter import XAIAdapter
+    from bot.routing.registry import Registry
     from bot.settings import load_settings
     from tests.fakes.providers import png_bytes
 

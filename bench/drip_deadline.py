@@ -42,7 +42,7 @@ async def _measure(url: str, guarded: bool) -> dict[str, Any]:
     from bot.errors import ProviderError, ProviderTimeout
     from bot.providers import ProviderSet
     from bot.providers.base import ImageRequest, ReferenceImage, StoryRequest, VideoRequest
-    from bot.registry import Registry
+    from bot.routing.registry import Registry
     from bot.settings import load_settings
     from tests.fakes.providers import png_bytes
 

@@ -45,7 +45,7 @@ async def _measure(url: str, refuse: bool) -> dict[str, Any]:
     from bot.errors import UnusableAnswer
     from bot.providers import ProviderSet
     from bot.providers.base import ReferenceImage, VideoRequest
-    from bot.registry import Registry
+    from bot.routing.registry import Registry
     from bot.settings import load_settings
     from tests.fakes.providers import png_bytes
 

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from bench.common import emit, machine, ratio, run_mode
 
 if TYPE_CHECKING:
-    from bot.catalog import ModelSpec
     from bot.providers import ProviderSet
+    from bot.routing.catalog import ModelSpec
     from tests.fakes.providers import FakeProviders
 
 MODELS = 20
@@ -79,7 +79,7 @@ async def _scenario(rtt_s: float, folder: Path) -> dict[str, Any]:
 
     from bot.health.probes import probe, probe_many
     from bot.providers import ProviderSet
-    from bot.registry import Registry
+    from bot.routing.registry import Registry
     from bot.settings import load_settings
     from tests.fakes.providers import FakeProviders, Fault
 

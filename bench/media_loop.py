@@ -126,7 +126,7 @@ async def _storybot(fake: FakeDiscord, folder: Path) -> AsyncIterator[Runtime]:
 
 def _decode_on_the_loop() -> None:
     """Put back the old behaviour: every reference check decodes, on the event loop."""
-    from bot.stories import ReferenceVerdict, StoryService
+    from bot.services.stories import ReferenceVerdict, StoryService
 
     async def on_loop(self: StoryService, data: bytes) -> ReferenceVerdict:
         return self.judge_reference(data)
@@ -144,7 +144,7 @@ def _stage_clip(rt: Runtime, assets: Path) -> str:
 
 
 async def _check_clip(rt: Runtime, remote_id: str, on_loop: bool) -> None:
-    from bot.media_probe import probe_video
+    from bot.media.probe import probe_video
     from bot.providers.base import VideoPoll, VideoState
 
     dest = rt.settings.media_dir / f"{remote_id}.mp4"

@@ -107,8 +107,8 @@ def baseline_encode(source: Image.Image, dest: Path, duration_s: int, rng: rando
 
 async def _pipeline(root: Path) -> float:
     from bot.runtime import Runtime
+    from bot.services.stories import StoryOptions
     from bot.settings import load_settings
-    from bot.stories import StoryOptions
 
     settings = load_settings(database_path=root / "db.sqlite", media_dir=root / "media")
     started = time.perf_counter()
@@ -121,7 +121,7 @@ async def _pipeline(root: Path) -> float:
 
 async def _direct(root: Path) -> float:
     from bot.providers.base import ImageRequest, ReferenceImage, StoryRequest, VideoRequest
-    from bot.providers.local import LocalProvider
+    from bot.providers.local.adapter import LocalProvider
     from bot.settings import load_settings
 
     settings = load_settings()
@@ -146,7 +146,7 @@ async def _direct(root: Path) -> float:
 
 async def _pictures() -> list[Image.Image]:
     from bot.providers.base import ImageRequest, StoryRequest
-    from bot.providers.local import LocalImageProvider, LocalTextProvider
+    from bot.providers.local.adapter import LocalImageProvider, LocalTextProvider
 
     draft = await LocalTextProvider().write_story(
         StoryRequest(model="local-template", prompt=PROMPT, scene_count=SCENES)
@@ -163,7 +163,7 @@ async def _pictures() -> list[Image.Image]:
 
 def _clips(root: Path) -> dict[str, Any]:
     """CPU and wall seconds per clip for both encoders, alternating which goes first per picture."""
-    from bot.providers.local_video import encode_ken_burns
+    from bot.providers.local.video import encode_ken_burns
     from bot.settings import load_settings
 
     duration = load_settings().video_duration_s
@@ -197,7 +197,7 @@ def _child(mode: str) -> None:
             emit(_clips(root))
             return
         if mode == "before":
-            import bot.providers.local_video as local_video
+            from bot.providers.local import video as local_video
 
             local_video.encode_ken_burns = baseline_encode  # type: ignore[assignment]
         cpu_started = time.process_time()

@@ -98,7 +98,7 @@ def _settings(url: str, root: Path, poll_s: float) -> Any:
 async def _pipeline(url: str, root: Path, stories: int, scenes: int, poll_s: float) -> dict[str, Any]:
     from bot.domain import ImageStatus, StoryStatus, VideoStatus
     from bot.runtime import Runtime
-    from bot.stories import StoryOptions
+    from bot.services.stories import StoryOptions
     from storage import jobs as job_rows
     from storage import scenes as scene_rows
     from storage import stories as story_rows
@@ -153,8 +153,8 @@ class _Limits:
 async def _direct(url: str, root: Path, stories: int, scenes: int, poll_s: float) -> dict[str, Any]:
     from bot.providers.base import ImageRequest, ReferenceImage, StoryRequest, VideoRequest, VideoState
     from bot.providers.openai import OpenAIAdapter
-    from bot.providers.xai import XAIAdapter
-    from bot.registry import Registry
+    from bot.providers.xai.adapter import XAIAdapter
+    from bot.routing.registry import Registry
 
     settings = _settings(url, root, poll_s)
     registry = Registry.load(settings)

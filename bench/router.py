@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from bench.common import emit, machine, ratio, run_mode
 
 if TYPE_CHECKING:
-    from bot.registry import Registry
-    from bot.routing import ModelRouter
+    from bot.routing.registry import Registry
+    from bot.routing.router import ModelRouter
     from bot.settings import Settings
 
 DECISIONS = 10_000
@@ -43,7 +43,7 @@ def _percentile(samples: list[float], fraction: float) -> float:
 def _router(settings: Settings, registry: Registry, primary: str, fallbacks: list[str]) -> ModelRouter:
     from bot.clock import SystemClock
     from bot.domain import Modality, RoutingConfig
-    from bot.routing import ModelRouter
+    from bot.routing.router import ModelRouter
 
     routing = dict(settings.routing)
     routing[Modality.IMAGE] = RoutingConfig(primary_model=primary, fallbacks=fallbacks)
@@ -52,7 +52,7 @@ def _router(settings: Settings, registry: Registry, primary: str, fallbacks: lis
 
 def _decision() -> dict[str, Any]:
     from bot.domain import Modality
-    from bot.registry import Registry
+    from bot.routing.registry import Registry
     from bot.settings import load_settings
 
     settings = load_settings()
@@ -79,7 +79,7 @@ def _decision() -> dict[str, Any]:
 
 async def _instant_calls(router: ModelRouter) -> float:
     from bot.domain import Modality
-    from bot.registry import ModelSpec
+    from bot.routing.registry import ModelSpec
 
     async def instant(spec: ModelSpec) -> str:
         return spec.key
@@ -95,8 +95,8 @@ async def _instant_calls(router: ModelRouter) -> float:
 async def _overhead() -> dict[str, Any]:
     from bot.domain import Modality
     from bot.providers.base import ImageRequest, ImageResult
-    from bot.providers.xai import XAIAdapter
-    from bot.registry import ModelSpec, Registry
+    from bot.providers.xai.adapter import XAIAdapter
+    from bot.routing.registry import ModelSpec, Registry
     from bot.settings import load_settings
     from tests.fakes.providers import FakeProviders
 

@@ -27,13 +27,12 @@ from bot.clock import Clock
 from bot.errors import ConfigError
 from bot.health.http import HealthServer, build_health_server
 from bot.jobs import WorkerPool
-from bot.runtime import Runtime
+from bot.runtime import Runtime, on_sigterm
 from bot.settings import Settings
-from bot.shutdown import on_sigterm
 from cogs import buttons
-from cogs.alerts import DiscordAlertNotifier
+from cogs._alerts import DiscordAlertNotifier
+from cogs._publisher import NO_MENTIONS, DiscordPublisher
 from cogs.config import ConfigCog
-from cogs.publisher import NO_MENTIONS, DiscordPublisher
 from cogs.status import StatusCog
 from cogs.story import StoryCog
 

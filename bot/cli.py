@@ -13,18 +13,17 @@ import logging
 import sqlite3
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from bot.domain import StoryStatus
-from bot.errors import ConfigError, StorageError, UserInputError, plain_words
-from bot.health.table import format_status
-from bot.progress import progress_of
-from bot.runtime import Runtime
+from bot.errors import ConfigError, StorageError, Terminated, UserInputError, plain_words
+from bot.health.table import format_status, format_table
+from bot.routing.registry import Registry
+from bot.runtime import EXIT_TERMINATED, Runtime, on_sigterm
+from bot.services.progress import progress_of
+from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
-from bot.shutdown import EXIT_TERMINATED, Terminated, on_sigterm
-from bot.stories import StoryOptions
-from bot.tables import format_models, format_queue
 from storage import scenes as scene_rows
 from storage import stories as story_rows
 from storage.db import RESTORE_HINT, Database, DatabaseDamaged, is_damaged
@@ -290,3 +289,24 @@ async def _db_check(settings: Settings) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# -- terminal tables --------------------------------------------------------------------------------
+
+
+def format_models(registry: Registry) -> str:
+    rows = []
+    for spec in sorted(registry.specs(), key=lambda s: (s.modality.value, s.provider, s.key)):
+        availability = registry.availability(spec.key)
+        status = "available" if availability.usable else f"unavailable: {availability.reason}"
+        rows.append((spec.key, spec.display_name, spec.provider, spec.modality.value, ", ".join(spec.tags), status))
+    table = format_table(("key", "name", "provider", "modality", "capabilities", "status"), rows)
+    aliases = registry.aliases
+    if aliases:
+        table += "\n\naliases: " + ", ".join(f"{old} -> {new}" for old, new in sorted(aliases.items()))
+    return table
+
+
+def format_queue(counts: Mapping[str, int]) -> str:
+    order = ("queued", "running", "succeeded", "failed", "dead", "cancelled")
+    return format_table(("status", "jobs"), [(name, str(counts.get(name, 0))) for name in order])

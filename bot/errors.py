@@ -179,3 +179,7 @@ def plain_words(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "it took too long"
     return "something went wrong on our side"
+
+
+class Terminated(Exception):
+    """A one-shot command was stopped by a signal before it finished (the CLI exits 143)."""

@@ -7,8 +7,12 @@ clock and publisher.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +21,17 @@ from bot.health.monitor import HealthMonitor
 from bot.health.probes import probe
 from bot.jobs import JobQueue, WorkerPool, WorkerStats, WorkerSupervisor
 from bot.jobs.maintenance import pid_alive
-from bot.library import sweep_orphaned_media
-from bot.media import MediaStore
-from bot.pipeline import Pipeline
+from bot.media.store import MediaStore
+from bot.pipeline.flow import Pipeline
 from bot.providers import ProviderSet
-from bot.publish import OfflinePublisher, Publisher
-from bot.quotas import Quotas
-from bot.registry import Registry
-from bot.routing import ModelRouter
+from bot.publish.protocol import Publisher
+from bot.publish.storybook import OfflinePublisher
+from bot.routing.registry import Registry
+from bot.routing.router import ModelRouter
+from bot.services.library import sweep_orphaned_media
+from bot.services.quotas import Quotas
+from bot.services.stories import StoryService
 from bot.settings import Settings
-from bot.stories import StoryService
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -157,3 +162,51 @@ class Runtime:
         """
         running = self.supervisor is not None and self.supervisor.running
         return running and self.db.file_problem() is None
+
+
+# -- SIGTERM stops the work the way Ctrl-C does -----------------------------------------------------
+
+
+log = logging.getLogger(__name__)
+
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, the shell's code for "ended by SIGTERM"
+
+
+@dataclass
+class StopRequest:
+    """Which signal asked us to stop, once one has."""
+
+    signal_name: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
+
+@contextlib.contextmanager
+def on_sigterm(stop: Callable[[], object]) -> Iterator[StopRequest]:
+    """Call ``stop()`` on the first SIGTERM while inside; later ones are ignored (we are already stopping).
+
+    Must run inside the event loop's thread. Where the loop cannot take signal handlers (Windows), the
+    default behaviour stays and the request never fires.
+    """
+    loop = asyncio.get_running_loop()
+    request = StopRequest()
+
+    def fire() -> None:
+        if request.requested:
+            log.info("already stopping; SIGTERM ignored")
+            return
+        request.signal_name = "SIGTERM"
+        stop()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, fire)
+        installed = True
+    except (NotImplementedError, RuntimeError):
+        installed = False
+    try:
+        yield request
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGTERM)

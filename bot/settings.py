@@ -7,17 +7,20 @@ the CLI prints it and exits 2.
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Mapping
+import threading
+import traceback
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from bot.domain import Modality, RoutingConfig
 from bot.errors import ConfigError
-from bot.redaction import register_secrets
 
 # Real providers first, in this order; a model without its key is skipped, and the router always
 # ends a chain with the local model, so a fresh checkout with no keys renders offline.
@@ -171,3 +174,83 @@ def _unparsable_variable() -> str:
             except ValueError:
                 return name.upper()
     return "ROUTING"
+
+
+# -- secrets out of logs and stored errors ----------------------------------------------------------
+
+
+MASK = "[redacted]"
+MIN_SECRET_CHARS = 8  # a shorter value would mask ordinary words; no real key or token is that short
+
+
+def forms_of(secret: str) -> set[str]:
+    """The ways ``secret`` can appear in a text: as set, trimmed, percent-encoded (path and form style),
+    and escaped inside a JSON string."""
+    core = secret.strip()
+    if len(core) < MIN_SECRET_CHARS:
+        return set()
+    found = {core, quote(core, safe=""), quote(core), quote_plus(core), json.dumps(core)[1:-1]}
+    if secret != core:
+        found.add(secret)
+    return {form for form in found if len(form) >= MIN_SECRET_CHARS}
+
+
+class Redactor:
+    def __init__(self) -> None:
+        self._forms: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+
+    def add(self, secrets: Iterable[str]) -> None:
+        with self._lock:
+            known = set(self._forms)
+            for secret in secrets:
+                known |= forms_of(secret)
+            self._forms = tuple(sorted(known, key=len, reverse=True))  # longest first: a form inside another
+
+    def __call__(self, text: str) -> str:
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, MASK)
+        return text
+
+
+REDACTOR = Redactor()
+_installed = False
+
+
+def redact(text: str) -> str:
+    """``text`` with every form of every registered secret masked."""
+    return REDACTOR(text)
+
+
+def register_secrets(secrets: Iterable[str]) -> None:
+    """Mask these from now on, in every log record and every ``redact``ed text of this process."""
+    REDACTOR.add(secrets)
+    _install_record_hook()
+
+
+def _install_record_hook() -> None:
+    """Mask records as they are made, so every handler (files, stderr, pytest's) gets them masked."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    make_record = logging.getLogRecordFactory()
+
+    def masked_record(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)  # type: ignore[arg-type]
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the format: logging reports that itself when it emits
+            return record
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[0] is not None:
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            clean = redact(text)
+            if clean != text:  # the formatter prints exc_text instead of formatting the exception itself
+                record.exc_text = clean
+        return record
+
+    logging.setLogRecordFactory(masked_record)

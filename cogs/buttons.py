@@ -1,7 +1,7 @@
 """Retry (failed clip) and Redraw (scene picture) buttons: DynamicItems that survive restarts.
 
 The scene id lives in the custom_id, so a button posted by any earlier run, days ago, still works:
-discord.py rebuilds the item from the pressed message. The checks and the re-queue are bot/retries.py's;
+discord.py rebuilds the item from the pressed message. The checks and the re-queue are bot/services/scene_actions.py's;
 this module only answers the press. A press that queues work edits the pressed message at once (the
 button greys out); anything else is answered privately and changes nothing.
 """
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 import discord
 
 from bot.errors import StorybotError
-from bot.retries import Outcome, SceneActions, Verdict
-from cogs.render import clip, scene_caption
+from bot.services.scene_actions import Outcome, SceneActions, Verdict
+from cogs._render import clip, scene_caption
 
 if TYPE_CHECKING:
     from bot.app import StoryBot
@@ -30,7 +30,7 @@ POST_AGAIN_ID = "storybot:repost:"
 # Whatever follows the prefix is taken, so a forged or stale id gets an answer instead of silence;
 # SceneActions checks it is a scene id.
 _ANY_KEY = r"(?P<key>.*)"
-# cogs/publisher.py imports this module for the views, so its NO_MENTIONS cannot be imported here.
+# cogs/_publisher.py imports this module for the views, so its NO_MENTIONS cannot be imported here.
 _NO_MENTIONS = discord.AllowedMentions.none()
 _MARKS = {Verdict.BUSY: "⏳", Verdict.REFUSED: "⚠️"}
 _SOMETHING_WENT_WRONG = "⚠️ Something went wrong on our side; nothing was changed. Please try again in a moment."

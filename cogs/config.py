@@ -15,12 +15,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.domain import Modality
+from bot.domain import MAX_DAILY_LIMIT, MAX_FALLBACKS, GuildConfig, Modality
 from bot.errors import UserInputError
-from bot.guild_config import MAX_DAILY_LIMIT, MAX_FALLBACKS, GuildConfig
-from bot.guild_settings import GuildSettings, split_models
-from cogs.publisher import NO_MENTIONS
-from cogs.render import MAX_CHOICE_CHARS, MAX_CHOICES, MAX_CONTENT, clip, model_choices
+from bot.services.guild_config import GuildSettings, split_models
+from cogs._publisher import NO_MENTIONS
+from cogs._render import MAX_CHOICE_CHARS, MAX_CHOICES, MAX_CONTENT, clip, model_choices
 
 if TYPE_CHECKING:
     from bot.app import StoryBot

@@ -1,6 +1,6 @@
 """/story list, /story show and /story delete: a user's saved stories, answered privately.
 
-The lookups and the deletion live in bot/library.py; this module turns them into ephemeral messages.
+The lookups and the deletion live in bot/services/library.py; this module turns them into ephemeral messages.
 Who may do what: list and autocomplete show only your own stories in this server; show replays your
 own story, or anyone's in this server for a member with Manage Messages (the stories were posted
 publicly here anyway); delete is for the owner only, after a confirmation.
@@ -19,11 +19,11 @@ from discord import app_commands
 
 from bot.domain import ImageStatus, Scene, Story, StoryStatus, VideoStatus
 from bot.errors import UserInputError
-from bot.library import PAGE_SIZE, Library, StoryPage
-from bot.media import MediaError
-from bot.media_fit import fit_to_upload_limit
-from cogs.publisher import NO_MENTIONS
-from cogs.render import (
+from bot.media.fit import fit_to_upload_limit
+from bot.media.store import MediaError
+from bot.services.library import PAGE_SIZE, Library, StoryPage
+from cogs._publisher import NO_MENTIONS
+from cogs._render import (
     MAX_CHOICE_CHARS,
     MAX_CHOICES,
     clip,
@@ -33,7 +33,7 @@ from cogs.render import (
     status_word,
     storyboard_embed,
 )
-from cogs.storyboard import load_board
+from cogs._storyboard import load_board
 
 if TYPE_CHECKING:
     from bot.app import StoryBot

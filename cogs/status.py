@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.health.chart import render_chart
 from bot.health.model import StatusReport
 from bot.health.table import NONE, WINDOW_NOTE, StatusRow, queue_line, status_rows
-from cogs.render import MAX_TITLE, clip
+from cogs._render import MAX_TITLE, clip
 
 if TYPE_CHECKING:
     from bot.app import StoryBot

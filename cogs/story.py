@@ -19,12 +19,12 @@ from discord.ext import commands
 
 from bot.domain import Modality
 from bot.errors import StorybotError, UserInputError
-from bot.stories import StoryOptions
+from bot.services.stories import StoryOptions
+from cogs._publisher import NO_MENTIONS
+from cogs._render import model_choices, storyboard_embed
+from cogs._storyboard import load_board
+from cogs._targets import NEEDED_FOR_THREADS, NEEDED_IN_CHANNEL, NEEDED_IN_THREAD, and_list, missing_names
 from cogs.library import StoryLibrary
-from cogs.message_targets import NEEDED_FOR_THREADS, NEEDED_IN_CHANNEL, NEEDED_IN_THREAD, and_list, missing_names
-from cogs.publisher import NO_MENTIONS
-from cogs.render import model_choices, storyboard_embed
-from cogs.storyboard import load_board
 
 if TYPE_CHECKING:
     from bot.app import StoryBot

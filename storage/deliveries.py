@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from storage.db import Conn, Database, Target, fetch_one
 
-# A deliver job rescheduled because the bot may not post (bot/delivery.py) carries this in last_error.
+# A deliver job rescheduled because the bot may not post (bot/pipeline/deliver.py) carries this in last_error.
 PARKED = "parked: "
 
 

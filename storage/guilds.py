@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.guild_config import GuildConfig, ModalityRoute
+from bot.domain import GuildConfig, ModalityRoute
 from storage.db import Conn, Row, Target, dumps, fetch_all, fetch_one, loads
 
 _COLUMNS = (

@@ -21,7 +21,7 @@ _BUCKET_COLUMNS = "model_key, bucket_start, calls, successes, fallbacks, max_lat
 WATERMARK = "aggregated_call_id"
 
 if TYPE_CHECKING:
-    from bot.routing import CallRecord
+    from bot.routing.router import CallRecord
 
 
 @dataclass(frozen=True)

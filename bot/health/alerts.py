@@ -23,7 +23,7 @@ from bot.domain import HealthState, Modality, RoutingConfig
 from bot.health.model import ModelStatus, StatusReport
 from bot.health.rules import Thresholds
 from bot.health.table import duration, percent
-from bot.registry import Registry
+from bot.routing.registry import Registry
 from storage import health as health_rows
 from storage.db import Database
 

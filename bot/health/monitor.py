@@ -23,8 +23,8 @@ from bot.health.recorder import CallRecorder
 from bot.health.report import build_report
 from bot.health.rules import RECENT_S, Thresholds
 from bot.jobs import JobQueue
-from bot.registry import ModelSpec, Registry
-from bot.routing import ModelRouter
+from bot.routing.registry import ModelSpec, Registry
+from bot.routing.router import ModelRouter
 from bot.settings import Settings
 from storage import health as health_rows
 from storage.db import Database

@@ -13,11 +13,11 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
-from bot.catalog import ModelSpec
 from bot.errors import PLAIN_WORDS, ErrorKind, ProviderError
 from bot.health.model import Probe
 from bot.providers import ProviderSet
 from bot.providers.base import ModelLister, ModelListing
+from bot.routing.catalog import ModelSpec
 
 log = logging.getLogger(__name__)
 

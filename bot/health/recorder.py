@@ -15,7 +15,7 @@ import sqlite3
 from bot.clock import Clock
 from bot.errors import StorageError
 from bot.health.book import HealthBook
-from bot.routing import CallRecord
+from bot.routing.router import CallRecord
 from storage import health as health_rows
 from storage.db import Database
 

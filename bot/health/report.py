@@ -13,7 +13,7 @@ from bot.health.book import HealthBook
 from bot.health.metrics import CallHistory, load_history
 from bot.health.model import ModelHealth, ModelStatus, StatusReport, WindowStats
 from bot.jobs import JobQueue
-from bot.registry import ModelSpec, Registry
+from bot.routing.registry import ModelSpec, Registry
 from storage.db import Database
 
 log = logging.getLogger(__name__)

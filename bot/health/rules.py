@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from bot.errors import ErrorKind
 from bot.health.model import HealthState, ModelHealth
-from bot.registry import Availability
+from bot.routing.registry import Availability
 from bot.settings import Settings
 
 DOWN_AFTER_FAILURES = 3

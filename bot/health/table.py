@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.health.model import HealthState, ModelStatus, StatusReport
-from bot.tables import format_table
 
 TABLE_WINDOW = "1h"  # success %, latency and fallback % are shown over the last hour
 STATE_MARKS = {
@@ -109,3 +109,11 @@ def format_status(report: StatusReport, *, error_chars: int = 60) -> str:
         error = row.last_error if len(row.last_error) <= error_chars else row.last_error[: error_chars - 1] + "…"
         rows.append((*row.cells()[1:-1], error))
     return f"{format_table(TERMINAL_HEADERS, rows)}\n\n{queue_line(report)}\n({WINDOW_NOTE})"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
+             for row in (headers, *rows)]  # fmt: skip
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)

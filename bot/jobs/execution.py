@@ -27,7 +27,7 @@ from bot.jobs.contract import (
     run_to_completion,
 )
 from bot.jobs.maintenance import QueueMaintenance
-from bot.redaction import redact
+from bot.settings import redact
 from storage.jobs import BadJobRow
 
 log = logging.getLogger(__name__)

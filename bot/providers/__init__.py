@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.media_probe import MediaLimits
+from bot.media.probe import MediaLimits
 from bot.providers.base import ImageProvider, TextProvider, VideoProvider
 from bot.providers.guard import GuardedProvider
-from bot.registry import Registry
+from bot.routing.registry import Registry
 from bot.settings import Settings
 
 
@@ -55,7 +55,7 @@ class ProviderSet:
     def _build(self, provider: str) -> Any:
         # Imported here so a bot that never uses a provider never imports its SDK.
         if provider == "local":
-            from bot.providers.local import LocalProvider
+            from bot.providers.local.adapter import LocalProvider
 
             return LocalProvider(self.settings.media_dir / ".staging")
         if provider == "openai":
@@ -67,7 +67,7 @@ class ProviderSet:
 
             return GoogleAdapter(self.settings, self.registry)
         if provider == "xai":
-            from bot.providers.xai import XAIAdapter
+            from bot.providers.xai.adapter import XAIAdapter
 
             return XAIAdapter(self.settings, self.registry)
         raise LookupError(f"no adapter for provider {provider!r}")

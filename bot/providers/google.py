@@ -19,13 +19,13 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from bot.catalog import GEMINI_RATIOS, ModelSpec
 from bot.domain import Modality
 from bot.errors import ErrorKind, ProviderError
 from bot.providers.base import ImageRequest, ImageResult, ModelListing, StoryDraft, StoryRequest
 from bot.providers.http_errors import retry_after_from_google_details
 from bot.providers.story_prompt import SYSTEM_PROMPT, parse_story, user_prompt
-from bot.registry import Registry
+from bot.routing.catalog import GEMINI_RATIOS, ModelSpec
+from bot.routing.registry import Registry
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ from typing import Any, Literal, NoReturn
 import openai
 from pydantic import SecretStr
 
-from bot.catalog import ModelSpec
 from bot.clock import Clock, SystemClock
 from bot.domain import Modality
 from bot.errors import ErrorKind, ProviderError
@@ -31,7 +30,8 @@ from bot.providers.base import (
 )
 from bot.providers.http_errors import retry_after_from_headers
 from bot.providers.story_prompt import SYSTEM_PROMPT, parse_story, user_prompt
-from bot.registry import Registry
+from bot.routing.catalog import ModelSpec
+from bot.routing.registry import Registry
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bot.domain import JobKind, Scene, Story, StoryStatus, VideoStatus
-from bot.retries import SCENE_ID
+from bot.services.scene_actions import SCENE_ID
 from storage import jobs as job_rows
 from storage import scenes as scene_rows
 from storage import stories as story_rows

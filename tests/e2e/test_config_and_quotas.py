@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.domain import StoryStatus
-from bot.guild_config import GuildConfig
-from bot.quotas import utc_day
-from bot.stories import StoryOptions
+from bot.domain import GuildConfig, StoryStatus
+from bot.services.quotas import utc_day
+from bot.services.stories import StoryOptions
 from storage import guilds
 from storage import scenes as scene_rows
 from storage import stories as story_rows

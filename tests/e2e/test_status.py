@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from bot.guild_config import GuildConfig
+from bot.domain import GuildConfig
 from bot.health.chart import HEIGHT, WIDTH
-from bot.routing import CallRecord
+from bot.routing.router import CallRecord
 from storage import guilds
 from tests.e2e.test_story_command import OWNER, make_settings, running, wait_for_story
 from tests.fakes.discord import FakeDiscord

@@ -18,10 +18,10 @@ from PIL import Image
 
 from bot.app import StoryBot, build_runtime, discord_endpoints
 from bot.domain import JobStatus, StoryStatus
-from bot.publish import Delivery
+from bot.publish.protocol import Delivery
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
-from cogs.publisher import DiscordPublisher
+from cogs._publisher import DiscordPublisher
 from storage import deliveries
 from storage import scenes as scene_rows
 from storage import stories as story_rows

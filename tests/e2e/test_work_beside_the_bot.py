@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from bot.runtime import Runtime
+from bot.services.stories import StoryOptions
 from bot.settings import Settings
-from bot.stories import StoryOptions
 from tests.e2e.test_story_command import OWNER, STORY_TIMEOUT_S, make_settings, running, thread_complete
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_state import GUILD_ID

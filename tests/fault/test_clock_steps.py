@@ -22,8 +22,8 @@ from bot.clock import SystemClock
 from bot.domain import GenerationJob, JobKind, JobStatus
 from bot.jobs import JobContext, JobOutcome, JobQueue, WorkerPool
 from bot.runtime import Runtime
+from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
-from bot.stories import StoryOptions
 from storage.db import Database
 from tests.integration.test_cli import STORYBOT, cli_env
 

@@ -17,8 +17,8 @@ import pytest
 
 from bot.errors import StorageError
 from bot.runtime import Runtime
+from bot.services.stories import StoryOptions
 from bot.settings import load_settings
-from bot.stories import StoryOptions
 from tests.e2e.test_sigterm import STORYBOT, _read_until
 from tests.e2e.test_status import free_port
 from tests.e2e.test_story_command import OWNER

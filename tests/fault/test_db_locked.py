@@ -16,8 +16,8 @@ import pytest
 from bot.clock import FakeClock
 from bot.domain import JobKind, JobStatus, StoryStatus
 from bot.runtime import Runtime
+from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
-from bot.stories import StoryOptions
 
 SHORT_BUSY_TIMEOUT_MS = 200
 

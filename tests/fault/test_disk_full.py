@@ -1,7 +1,7 @@
 """The disk fills up while media are written: the job fails cleanly with a plain message and is retried
 later with backoff, no file at a final path is partial, and once space is freed the story completes.
 
-The fault is injected at the os level inside bot/media.py (every media write goes through it): while
+The fault is injected at the os level inside bot/media/store.py (every media write goes through it): while
 the disk is "full", an fsync of a regular file cuts it to half (what never reached the disk) and
 raises ENOSPC, as a filesystem with delayed allocation reports a full disk.
 """
@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-import bot.media
 from bot.domain import JobStatus
+from bot.media import store as media_store
 from bot.runtime import Runtime
+from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
-from bot.stories import StoryOptions
 from tests.fault.ledger import assert_nothing_lost_or_doubled, decode_media, media_files
 
 SCENES = 2
@@ -90,7 +90,7 @@ async def test_a_full_disk_fails_the_job_cleanly_and_it_completes_once_space_is_
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moment: str, suffix: str
 ) -> None:
     disk = FullDisk(os, suffix)
-    monkeypatch.setattr(bot.media, "os", disk)
+    monkeypatch.setattr(media_store, "os", disk)
     async with Runtime(settings, out_dir=tmp_path / "out") as rt:
         story = await rt.stories.create(StoryOptions(prompt="a lighthouse keeper befriends a storm", scenes=SCENES,
                                                      video=True))  # fmt: skip
@@ -126,9 +126,9 @@ async def test_a_full_disk_fails_the_job_cleanly_and_it_completes_once_space_is_
 
 
 def test_a_full_disk_reads_as_plain_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bot.media, "os", FullDisk(os))
-    store = bot.media.MediaStore(tmp_path)
-    with pytest.raises(bot.media.MediaWriteError) as refused:
+    monkeypatch.setattr(media_store, "os", FullDisk(os))
+    store = media_store.MediaStore(tmp_path)
+    with pytest.raises(media_store.MediaWriteError) as refused:
         asyncio.run(store.write_bytes("ab12", b"\x89PNG" + bytes(100), "png"))
     assert refused.value.errno == errno.ENOSPC
     assert str(refused.value).endswith(f": {DISK_FULL_TEXT}")

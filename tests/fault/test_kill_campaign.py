@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.media import MediaStore, sweep_partials
-from bot.publish import STALE_PARTIAL_S
+from bot.media.store import MediaStore, sweep_partials
+from bot.publish.storybook import STALE_PARTIAL_S
 from bot.runtime import PARTIAL_MAX_AGE_S
 from tests.fault.conftest import fault_seed
 from tests.fault.ledger import assert_nothing_lost_or_doubled, decode_media, media_files
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.slow
 # The real CLI with smaller local clips (see the module docstring); a renamed constant fails loudly.
 CAMPAIGN_CLI = """
 import sys
-import bot.providers.local_video as local_video
+from bot.providers.local import video as local_video
 assert isinstance(local_video.OUTPUT_PIXELS, int), "the local clip size moved: update the kill campaign"
 local_video.OUTPUT_PIXELS = 320 * 180
 from bot.cli import main

@@ -18,7 +18,7 @@ TIMEOUT_S = 60
 WRITER = """
 import sys, time
 from pathlib import Path
-from bot.media import MediaStore
+from bot.media.store import MediaStore
 
 store = MediaStore(Path(sys.argv[1]))
 part = store.temp_path(store.path_for(sys.argv[2], "mp4"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bot.runtime import Runtime
 from bot.settings import load_settings
-from cogs.storyboard import load_board
+from cogs._storyboard import load_board
 from storage.db import dumps
 from tests.integration.test_cli import PROMPT, STORYBOT, cli_env, storybot
 

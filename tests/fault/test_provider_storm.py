@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.breaker import Breakers, BreakerState
 from bot.clock import Clock
 from bot.errors import ErrorKind
+from bot.routing.breaker import Breakers, BreakerState
 from bot.runtime import Runtime
+from bot.services.stories import StoryOptions
 from bot.settings import load_settings
-from bot.stories import StoryOptions
 from storage import assets
 from storage import jobs as job_rows
 from tests.fakes.providers import FakeProviders, Fault, FaultKind

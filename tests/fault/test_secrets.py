@@ -19,8 +19,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from bot.runtime import Runtime
+from bot.services.stories import StoryOptions
 from bot.settings import load_settings
-from bot.stories import StoryOptions
 from tests.e2e.test_story_command import OWNER, make_settings, running
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeProviders, Fault

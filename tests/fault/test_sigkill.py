@@ -14,8 +14,8 @@ import av
 import pytest
 from PIL import Image
 
-from bot.media import MediaStore, sweep_partials
-from bot.publish import STALE_PARTIAL_S
+from bot.media.store import MediaStore, sweep_partials
+from bot.publish.storybook import STALE_PARTIAL_S
 from bot.runtime import PARTIAL_MAX_AGE_S
 
 pytestmark = pytest.mark.slow

@@ -14,12 +14,12 @@ from pathlib import Path
 from bot.clock import FakeClock
 from bot.domain import GenerationJob, JobKind, JobStatus
 from bot.jobs import JobContext, JobQueue, WorkerPool
-from bot.pipeline import DISCORD_PUBLISHER, OFFLINE_PUBLISHER
-from bot.publish import OfflinePublisher
+from bot.pipeline.flow import DISCORD_PUBLISHER, OFFLINE_PUBLISHER
+from bot.publish.storybook import OfflinePublisher
 from bot.runtime import Runtime
+from bot.services.stories import StoryOptions
 from bot.settings import load_settings
-from bot.stories import StoryOptions
-from cogs.publisher import DiscordPublisher
+from cogs._publisher import DiscordPublisher
 from storage import jobs as job_rows
 from storage.db import Database, migrations
 

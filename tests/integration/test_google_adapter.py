@@ -18,8 +18,8 @@ from bot.errors import ErrorKind, ProviderError
 from bot.providers.base import ImageRequest, ImageResult, ReferenceImage, StoryRequest
 from bot.providers.google import GoogleAdapter
 from bot.providers.story_prompt import SYSTEM_PROMPT
-from bot.registry import ModelSpec, Registry
-from bot.routing import ModelRouter
+from bot.routing.registry import ModelSpec, Registry
+from bot.routing.router import ModelRouter
 from bot.settings import load_settings
 from tests.fakes.providers import FakeProviders, Fault, png_bytes
 from tests.fakes.providers_core import decode_base64

@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 
 from bot.clock import FakeClock
-from bot.domain import Modality, StoryStatus
+from bot.domain import GuildConfig, Modality, ModalityRoute, StoryStatus
 from bot.errors import UserInputError
-from bot.guild_config import GuildConfig, ModalityRoute
-from bot.guild_settings import GuildSettings
-from bot.quotas import LimitExceeded, utc_day
 from bot.runtime import Runtime
+from bot.services.guild_config import GuildSettings
+from bot.services.quotas import LimitExceeded, utc_day
+from bot.services.stories import StoryOptions
 from bot.settings import load_settings
-from bot.stories import StoryOptions
 from storage import guilds
 from storage import stories as story_rows
 

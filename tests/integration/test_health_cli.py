@@ -14,7 +14,7 @@ import pytest
 from bot.cli import main
 from bot.errors import ErrorKind
 from bot.health.model import Probe
-from bot.routing import CallRecord
+from bot.routing.router import CallRecord
 from bot.runtime import Runtime
 from bot.settings import load_settings
 

@@ -6,7 +6,6 @@ import math
 
 import pytest
 
-from bot.catalog import BUILTIN_ALIASES, BUILTIN_SPECS
 from bot.clock import FakeClock
 from bot.errors import ErrorKind
 from bot.health import metrics
@@ -16,8 +15,9 @@ from bot.health.metrics import BUCKET_S, HOUR_S, load_history
 from bot.health.model import HealthState
 from bot.health.recorder import CallRecorder
 from bot.health.rules import Thresholds
-from bot.registry import Registry
-from bot.routing import CallRecord
+from bot.routing.catalog import BUILTIN_ALIASES, BUILTIN_SPECS
+from bot.routing.registry import Registry
+from bot.routing.router import CallRecord
 from storage import health as health_rows
 from storage.db import Database
 

@@ -12,10 +12,10 @@ import pytest
 
 from bot.domain import JobKind, JobStatus, Story, StoryStatus
 from bot.errors import UserInputError
-from bot.library import NOT_FOUND, Library, sweep_orphaned_media
 from bot.runtime import Runtime
+from bot.services.library import NOT_FOUND, Library, sweep_orphaned_media
+from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
-from bot.stories import StoryOptions
 from storage import assets, deliveries, scenes, stories
 from storage import jobs as job_rows
 from storage.db import Database

@@ -12,8 +12,8 @@ from PIL import Image
 from bot.domain import AssetStatus, ImageStatus, JobStatus, StoryStatus, VideoStatus
 from bot.errors import UserInputError
 from bot.runtime import Runtime
+from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
-from bot.stories import StoryOptions
 from storage import assets, deliveries, scenes, stories
 from storage import jobs as job_rows
 

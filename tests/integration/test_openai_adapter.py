@@ -16,7 +16,7 @@ from bot.errors import ErrorKind, ProviderError
 from bot.providers.base import ImageRequest, ImageResult, ReferenceImage, StoryRequest
 from bot.providers.openai import OpenAIAdapter, size_for_aspect_ratio
 from bot.providers.story_prompt import SYSTEM_PROMPT, user_prompt
-from bot.registry import Registry
+from bot.routing.registry import Registry
 from bot.settings import load_settings
 from tests.fakes.providers import FakeProviders, Fault, jpeg_bytes, png_bytes
 

@@ -8,13 +8,13 @@ from collections import Counter
 from pathlib import Path
 
 from bot.clock import FakeClock
-from bot.delivery import PARK_FIRST_S, PARK_LIMIT_S
 from bot.domain import JobKind, JobStatus, StoryStatus
 from bot.errors import DeliveryBlocked
-from bot.publish import Delivery
+from bot.pipeline.deliver import PARK_FIRST_S, PARK_LIMIT_S
+from bot.publish.protocol import Delivery
 from bot.runtime import Runtime
+from bot.services.stories import StoryOptions
 from bot.settings import load_settings
-from bot.stories import StoryOptions
 from storage import jobs as job_rows
 from storage import stories as story_rows
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import ModelSpec
 from bot.clock import FakeClock
 from bot.errors import ErrorKind
 from bot.health.model import Probe
 from bot.health.probes import probe, probe_many
 from bot.providers import ProviderSet
-from bot.registry import Registry
+from bot.routing.catalog import ModelSpec
+from bot.routing.registry import Registry
 from bot.settings import load_settings
 from tests.fakes.providers import FakeProviders, Fault
 

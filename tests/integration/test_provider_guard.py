@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot import media_probe
 from bot.clock import FakeClock
 from bot.errors import ErrorKind, ProviderError, ProviderTimeout, UnusableAnswer
-from bot.media_probe import MAX_PICTURE_MEGAPIXELS
+from bot.media import probe as media_probe
+from bot.media.probe import MAX_PICTURE_MEGAPIXELS
 from bot.providers import ProviderSet
 from bot.providers.base import ImageRequest, ReferenceImage, StoryRequest, VideoPoll, VideoRequest, VideoState
 from bot.providers.guard import GuardedProvider
-from bot.registry import Registry
+from bot.routing.registry import Registry
+from bot.services.stories import StoryOptions
 from bot.settings import load_settings
-from bot.stories import StoryOptions
 from tests.fakes.providers import FakeProviders, Fault, png_bytes
 from tests.fakes.providers_core import BAD_CLIPS, BAD_PICTURES, HTML_PAGE, huge_png, jpeg_bytes
 
@@ -320,7 +320,7 @@ async def test_a_reference_is_decoded_once_per_command_and_off_the_event_loop(
         decodes.append(threading.current_thread().name)
         return real(data, limits)
 
-    monkeypatch.setattr("bot.stories.decode_picture", spy)
+    monkeypatch.setattr("bot.services.stories.decode_picture", spy)
     settings = load_settings(database_path=tmp_path / "db.sqlite", media_dir=tmp_path / "media")
     async with Runtime(settings, clock=FakeClock()) as rt:
         options = StoryOptions(prompt="a fox", scenes=1, reference=jpeg_bytes(640, 480, seed="ref"), owner_id=7)

@@ -19,8 +19,8 @@ from PIL import Image
 
 from bot.domain import AssetKind, ImageStatus, JobKind, JobStatus, StoryStatus, VideoStatus
 from bot.runtime import Runtime
+from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
-from bot.stories import StoryOptions
 from storage import assets, scenes, stories
 from storage import jobs as job_rows
 from tests.fakes.providers import FakeProviders, Fault, png_bytes
@@ -218,7 +218,7 @@ async def test_a_crash_after_video_submit_resumes_polling_the_same_request(fake:
 async def test_transient_poll_errors_on_a_paid_clip_do_not_spend_attempts(
     settings: Settings, fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.video_stage.TRANSIENT_WAIT_S", 0.01)
+    monkeypatch.setattr("bot.pipeline.video.TRANSIENT_WAIT_S", 0.01)
     outages = settings.job_max_attempts + 2  # more than the job's attempts: each one must be given back
     fake.script("xai.videos.poll", [Fault.server_error(503)] * outages)
     rt, story_id = await render(settings, tmp_path, scenes=1, video=True)

@@ -1,4 +1,4 @@
-"""SceneActions (bot/retries.py) against a real Runtime: a clip that failed at the fake xAI is retried,
+"""SceneActions (bot/services/scene_actions.py) against a real Runtime: a clip that failed at the fake xAI is retried,
 racing presses queue one render, a refusal (quota, rights, forged id) changes nothing, a redraw makes a
 new picture, and a retried story never announces its end twice."""
 
@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain import ImageStatus, JobKind, StoryStatus, VideoStatus, new_id
-from bot.guild_config import GuildConfig
-from bot.quotas import utc_day
-from bot.retries import SceneActions, Verdict
+from bot.domain import GuildConfig, ImageStatus, JobKind, StoryStatus, VideoStatus, new_id
 from bot.runtime import Runtime
+from bot.services.quotas import utc_day
+from bot.services.scene_actions import SceneActions, Verdict
+from bot.services.stories import StoryOptions
 from bot.settings import load_settings
-from bot.stories import StoryOptions
 from storage import deliveries, guilds, scenes, stories
 from storage import jobs as job_rows
 from tests.fakes.providers import FakeProviders, Fault

@@ -26,9 +26,9 @@ from bot.providers.base import (
     VideoState,
 )
 from bot.providers.story_prompt import SYSTEM_PROMPT, user_prompt
-from bot.providers.xai import XAIAdapter
-from bot.registry import ModelSpec, Registry
-from bot.routing import ModelRouter
+from bot.providers.xai.adapter import XAIAdapter
+from bot.routing.registry import ModelSpec, Registry
+from bot.routing.router import ModelRouter
 from bot.settings import load_settings
 from tests.fakes.providers import FakeProviders, Fault, png_bytes
 from tests.fakes.providers_core import b64, decode_data_url, jpeg_bytes

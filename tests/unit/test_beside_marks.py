@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.pipeline import _beside_marks
+from bot.pipeline.flow import _beside_marks
 
 
 class Marks:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.catalog import ModelSpec
 from bot.clock import FakeClock
 from bot.domain import ImageStatus, Modality, Scene, Story, StoryStatus, VideoStatus
-from cogs.publisher import nonce_for
-from cogs.render import Board, choice_name, model_choices, scene_caption, status_word, story_label, storyboard_embed
-from cogs.storyboard import StoryboardUpdater
+from bot.routing.catalog import ModelSpec
+from cogs._publisher import nonce_for
+from cogs._render import Board, choice_name, model_choices, scene_caption, status_word, story_label, storyboard_embed
+from cogs._storyboard import StoryboardUpdater
 
 NOW = 1_800_000_000.0
 

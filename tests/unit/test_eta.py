@@ -21,11 +21,11 @@ from bot.domain import (
     StoryStatus,
     VideoStatus,
 )
-from bot.eta import Durations, WorkLeft, estimate_seconds, eta_text, work_left
 from bot.jobs import JobQueue
+from bot.services.progress import Durations, WorkLeft, estimate_seconds, eta_text, work_left
 from bot.settings import load_settings
-from cogs import storyboard
-from cogs.render import Board, status_line
+from cogs import _storyboard as storyboard
+from cogs._render import Board, status_line
 from storage import assets as asset_rows
 from storage import scenes as scene_rows
 from storage import stories as story_rows

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot.catalog import BUILTIN_ALIASES, BUILTIN_SPECS
 from bot.clock import FakeClock
 from bot.domain import Modality, RoutingConfig
 from bot.health.alerts import conditions, primary_models, recovery_message
 from bot.health.model import HealthState, ModelStatus, StatusReport, WindowStats
 from bot.health.rules import Thresholds
-from bot.registry import Registry
+from bot.routing.catalog import BUILTIN_ALIASES, BUILTIN_SPECS
+from bot.routing.registry import Registry
 
 NOW = 1_800_000_000.0
 T = Thresholds(unavailable_s=300, fallback_rate=0.10, error_rate=0.05, slow_call_s=30, min_calls=5)

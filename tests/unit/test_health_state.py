@@ -6,16 +6,16 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.breaker import Breakers
-from bot.catalog import BUILTIN_ALIASES, BUILTIN_SPECS
 from bot.clock import FakeClock
 from bot.domain import Modality
 from bot.errors import ErrorKind
 from bot.health.book import HealthBook
 from bot.health.model import HealthState, Probe
 from bot.health.rules import Thresholds
-from bot.registry import Registry
-from bot.routing import CallRecord, ModelRouter
+from bot.routing.breaker import Breakers
+from bot.routing.catalog import BUILTIN_ALIASES, BUILTIN_SPECS
+from bot.routing.registry import Registry
+from bot.routing.router import CallRecord, ModelRouter
 from bot.settings import load_settings
 
 MODEL = "gpt-image-1.5"

@@ -10,20 +10,13 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
 from bot.providers.base import ImageRequest, ReferenceImage, StoryDraft, StoryRequest
-from bot.providers.local_image import (
-    ASPECT_SIZES,
-    CAPTION_BAND,
-    draw_caption,
-    draw_hero,
-    hero_box_for,
-    render_image,
-)
-from bot.providers.local_scene import plan_scene, read_hero
-from bot.providers.local_scenery import BACKDROPS, Stage, draw_backdrop
-from bot.providers.local_sprites import Pen, draw_landmark, draw_prop, draw_thing, sky_object
-from bot.providers.local_styles import PAPER, STYLES, resolve_style
-from bot.providers.local_text import write_story_sync
-from bot.providers.local_vocab import CONCEPTS, Category, Color, colors_in
+from bot.providers.local.image import ASPECT_SIZES, CAPTION_BAND, draw_caption, draw_hero, hero_box_for, render_image
+from bot.providers.local.scene import plan_scene, read_hero
+from bot.providers.local.scenery import BACKDROPS, Stage, draw_backdrop
+from bot.providers.local.sprites import Pen, draw_landmark, draw_prop, draw_thing, sky_object
+from bot.providers.local.styles import PAPER, STYLES, resolve_style
+from bot.providers.local.text import write_story_sync
+from bot.providers.local.vocab import CONCEPTS, Category, Color, colors_in
 
 STORIES = ["a lighthouse keeper befriends a storm", "a fox who learns to fly", "a tiny robot fixes the broken moon"]
 
@@ -264,7 +257,7 @@ def test_every_subject_has_a_drawing(concept: object) -> None:
         elif category is Category.SKY and key in ("moon", "planet"):
             sky_object(pen, key, (200, 60, 50))
         elif category is Category.SKY:
-            from bot.providers.local_image import _sky_thing  # the rainbow and aurora are drawn across the sky
+            from bot.providers.local.image import _sky_thing
 
             _sky_thing(stage, key, 160, plan_of("Mira set off."))  # type: ignore[arg-type]
         elif category is Category.THING:
@@ -391,7 +384,7 @@ def test_the_caption_stays_inside_its_band(aspect: str) -> None:
 
 def test_the_caption_fits_a_scene_whole() -> None:
     text = story("a lighthouse keeper befriends a storm").scenes[1]
-    from bot.providers.local_image import caption_band_height, load_font, wrap_caption
+    from bot.providers.local.image import caption_band_height, load_font, wrap_caption
 
     font = load_font(18)
     lines = wrap_caption(text, font, 1024 - 24, max_lines=(caption_band_height(576) - 12) // 23)

@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from bot.errors import ErrorKind, ProviderError
-from bot.providers import local_video
 from bot.providers.base import (
     ImageProvider,
     ImageRequest,
@@ -26,17 +25,11 @@ from bot.providers.base import (
     VideoRequest,
     VideoState,
 )
-from bot.providers.local import LocalImageProvider, LocalProvider, LocalTextProvider, LocalVideoProvider
-from bot.providers.local_image import (
-    ASPECT_SIZES,
-    caption_text,
-    load_font,
-    reference_colors,
-    tinted,
-    wrap_caption,
-)
-from bot.providers.local_scene import plan_scene
-from bot.providers.local_text import arc_phases
+from bot.providers.local import video as local_video
+from bot.providers.local.adapter import LocalImageProvider, LocalProvider, LocalTextProvider, LocalVideoProvider
+from bot.providers.local.image import ASPECT_SIZES, caption_text, load_font, reference_colors, tinted, wrap_caption
+from bot.providers.local.scene import plan_scene
+from bot.providers.local.text import arc_phases
 
 PROMPT = "A lighthouse cat who learns to paint the sea"
 
@@ -171,7 +164,7 @@ def test_output_does_not_depend_on_the_process_hash_seed() -> None:
     script = (
         "import asyncio, hashlib\n"
         "from bot.providers.base import StoryRequest, ImageRequest\n"
-        "from bot.providers.local import LocalTextProvider, LocalImageProvider\n"
+        "from bot.providers.local.adapter import LocalTextProvider, LocalImageProvider\n"
         f"d = asyncio.run(LocalTextProvider().write_story(StoryRequest(model='m', prompt={PROMPT!r}, scene_count=5)))\n"
         "i = asyncio.run(LocalImageProvider().generate_image(ImageRequest(model='m', prompt='p', seed='s')))\n"
         "print(hashlib.sha256(repr(d).encode()).hexdigest(), hashlib.sha256(i.data).hexdigest())\n"

@@ -7,16 +7,9 @@ import re
 import pytest
 
 from bot.providers.base import StoryDraft, StoryRequest
-from bot.providers.local_prompt import clean_prompt, parse_prompt, strip_preamble
-from bot.providers.local_text import ARCS, arc_phases, write_story_sync
-from bot.providers.local_vocab import (
-    CONCEPTS,
-    NAMES,
-    VERB_FORMS,
-    WORD_INDEX,
-    colors_in,
-    third_person,
-)
+from bot.providers.local.prompt import clean_prompt, parse_prompt, strip_preamble
+from bot.providers.local.text import ARCS, arc_phases, write_story_sync
+from bot.providers.local.vocab import CONCEPTS, NAMES, VERB_FORMS, WORD_INDEX, colors_in, third_person
 from bot.providers.story_prompt import MAX_BIBLE_CHARS, MAX_SCENE_CHARS, MAX_TITLE_CHARS, check_draft
 
 LONG_PROMPT = (

@@ -17,10 +17,10 @@ import av
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
-from bot.media_probe import MediaLimits, check_clip
+from bot.media.probe import MediaLimits, check_clip
 from bot.providers.base import ImageRequest
-from bot.providers.local_image import LocalImageProvider
-from bot.providers.local_video import FPS, KenBurns, KenBurnsFrames, band_height, encode_ken_burns, output_size
+from bot.providers.local.image import LocalImageProvider
+from bot.providers.local.video import FPS, KenBurns, KenBurnsFrames, band_height, encode_ken_burns, output_size
 
 # Long enough to wrap over the caption's full width, so its first and last words touch the margins.
 LONG_PROMPT = (

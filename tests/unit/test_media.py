@@ -13,10 +13,12 @@ import av
 import pytest
 from PIL import Image
 
-from bot import media, media_fit, media_probe
-from bot.media import MediaError, MediaStore, MediaWriteError, sha256_file
-from bot.media_fit import fit_to_upload_limit
-from bot.media_probe import MediaLimits, check_clip, check_picture, probe_image, probe_video
+from bot.media import fit as media_fit
+from bot.media import probe as media_probe
+from bot.media import store as media
+from bot.media.fit import fit_to_upload_limit
+from bot.media.probe import MediaLimits, check_clip, check_picture, probe_image, probe_video
+from bot.media.store import MediaError, MediaStore, MediaWriteError, sha256_file
 
 STORY = "0123456789abcdef0123456789abcdef"
 

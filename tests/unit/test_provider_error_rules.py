@@ -8,7 +8,7 @@ import pytest
 
 from bot.errors import ErrorKind
 from bot.providers.google import quota_exhausted
-from bot.providers.xai_http import kind_for
+from bot.providers.xai.http import kind_for
 
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.domain import Story
-from bot.quotas import LimitExceeded, _enforce, _Quota, story_needs, until_midnight, utc_day
+from bot.services.quotas import LimitExceeded, _enforce, _Quota, story_needs, until_midnight, utc_day
 
 
 def at(text: str) -> float:

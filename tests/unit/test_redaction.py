@@ -11,7 +11,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from bot.errors import UserInputError, plain_words
-from bot.redaction import MASK, Redactor, forms_of, register_secrets
+from bot.settings import MASK, Redactor, forms_of, register_secrets
 
 SECRET = "sk-test/CANARY+value=="
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.catalog import BUILTIN_ALIASES, BUILTIN_SPECS
 from bot.clock import FakeClock
 from bot.domain import HealthState, Modality, RoutingConfig
 from bot.errors import ConfigError, UnknownModelError, UserInputError
-from bot.registry import ModelSpec, Registry
+from bot.routing.catalog import BUILTIN_ALIASES, BUILTIN_SPECS
+from bot.routing.registry import ModelSpec, Registry
 from bot.settings import load_settings
 
 TODAY = date(2026, 11, 21)

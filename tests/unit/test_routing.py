@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.breaker import Breakers, BreakerState
 from bot.clock import FakeClock
 from bot.domain import Modality, RoutingConfig
 from bot.errors import ErrorKind, ModelUnavailableError, ProviderError
-from bot.registry import ModelSpec, Registry
-from bot.routing import ModelRouter
+from bot.routing.breaker import Breakers, BreakerState
+from bot.routing.registry import ModelSpec, Registry
+from bot.routing.router import ModelRouter
 from bot.settings import load_settings
 
 ALL_KEYS = {"OPENAI_API_KEY", "GEMINI_API_KEY", "XAI_API_KEY"}

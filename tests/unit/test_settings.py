@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from bot.domain import Modality
 from bot.errors import ConfigError
-from bot.registry import Registry
+from bot.routing.registry import Registry
 from bot.settings import DEFAULT_ROUTING, Settings, load_settings
 
 SECRET = "sk-very-secret-123"

@@ -1,0 +1,134 @@
+"""render_image: draw one scene's picture, store it atomically, and queue what follows it.
+
+The picture stage lives apart from the Pipeline because its concerns are its own: the image prompt,
+the per-scene seed, the reference images that keep scenes consistent (the user's own reference, or
+scene 1's picture for every later scene), and trimming the request to what each model accepts. The
+Pipeline keeps the shared helpers (loading, queueing, routing, settling) that this stage calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, Scene, Story
+from bot.jobs import JobContext, JobOutcome
+from bot.media.probe import PICTURE_FORMATS
+from bot.pipeline.flow import _beside_marks
+from bot.providers.base import ImageRequest, ImageResult, ReferenceImage
+from bot.routing.registry import ModelSpec
+from bot.routing.router import Routed
+from storage import assets, scenes
+from storage.db import Conn
+
+if TYPE_CHECKING:
+    from bot.pipeline.flow import Pipeline
+
+
+class ImageStage:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.p = pipeline
+
+    async def render(self, job: GenerationJob, ctx: JobContext) -> JobOutcome | None:
+        story, scene = await self.p.load_scene(job.payload["scene_id"])
+        if scene.image_status is ImageStatus.COMPLETE:
+            return None
+
+        async def mark_drawing() -> None:
+            async with self.p.db.transaction() as conn:
+                if scene.image_status is ImageStatus.PENDING:
+                    await scenes.set_image(conn, scene.id, ImageStatus.GENERATING, now=self.p.clock.now())
+                await self.p.start_asset(conn, job, scene, AssetKind.IMAGE, story.image_model)
+
+        routed = await _beside_marks(mark_drawing(), self._draw(story, scene, job))
+        ctx.provider_done()
+        # The provider guard decoded the picture and held it to the type it claims (bot.providers.guard).
+        ext = _EXTENSIONS.get(routed.value.mime_type, "png")
+        stored = await self.p.media.write_bytes(story.id, routed.value.data, ext)
+        now = self.p.clock.now()
+
+        async def on_commit(conn: Conn) -> None:
+            await assets.set_status(
+                conn, job.id, AssetStatus.COMPLETED, now=now, model_used=routed.model_used,
+                fallback_occurred=routed.fallback, path=str(stored.path), bytes=stored.bytes, sha256=stored.sha256,
+                generation_metadata=_metadata(routed, job, routed.value.request_id),
+            )  # fmt: skip
+            await scenes.set_image(
+                conn, scene.id, ImageStatus.COMPLETE, now=now, path=str(stored.path), model_used=routed.model_used
+            )
+            await self.p.enqueue_delivery(conn, story, "image", f"image:{scene.id}:{job.id}", scene.id)
+            await self.p.after_image(conn, story, scene, job, drawn=True)
+
+        return JobOutcome(
+            result={"path": str(stored.path), "model_used": routed.model_used},
+            warnings=routed.warnings,
+            fallback=routed.fallback,
+            on_commit=on_commit,
+        )
+
+    async def _draw(self, story: Story, scene: Scene, job: GenerationJob) -> Routed[ImageResult]:
+        request = ImageRequest(
+            model="",
+            prompt=_image_prompt(story, scene),
+            scene_text=scene.text,
+            references=await self._references(story, scene),
+            seed=_image_seed(story, scene, job),
+        )
+        return await self.p.route(
+            story,
+            story.image_model,
+            Modality.IMAGE,
+            lambda spec: self.p.providers.image(spec.provider).generate_image(_for_model(request, spec)),
+            needs_references=bool(story.reference_path),
+        )
+
+    async def _references(self, story: Story, scene: Scene) -> list[ReferenceImage]:
+        if story.reference_path:
+            return [await asyncio.to_thread(_read_reference, Path(story.reference_path))]
+        if scene.index == 0 or not self.p.anchored(story):
+            return []
+        first = (await scenes.list_for_story(self.p.db, story.id))[0]
+        if first.image_status is ImageStatus.COMPLETE and first.image_path:
+            return [await asyncio.to_thread(_read_reference, Path(first.image_path))]
+        return []
+
+
+_EXTENSIONS = {kind.mime_type: kind.ext for kind in PICTURE_FORMATS.values()}
+
+
+def _image_seed(story: Story, scene: Scene, job: GenerationJob) -> str:
+    """The same scene draws the same picture, except when redrawn: a redraw asks for a new one."""
+    seed = f"{story.id}:{scene.index}"
+    return f"{seed}:{job.id}" if job.payload.get("redraw") else seed
+
+
+def _image_prompt(story: Story, scene: Scene) -> str:
+    parts = [
+        story.bible or "",
+        f"Style: {story.style}." if story.style else "",
+        f"Scene {scene.index + 1}: {scene.text}",
+    ]
+    return "\n\n".join(part for part in parts if part)
+
+
+def _for_model(request: ImageRequest, spec: ModelSpec) -> ImageRequest:
+    """The request as one model takes it: its API id, and only as many references as it accepts."""
+    references = request.references[: spec.max_reference_images] if spec.supports_references else []
+    return request.model_copy(update={"model": spec.api_model, "references": references})
+
+
+def _read_reference(path: Path) -> ReferenceImage:
+    data = path.read_bytes()
+    mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/webp" if data[8:12] == b"WEBP" else "image/png"
+    return ReferenceImage(data=data, mime_type=mime)
+
+
+def _metadata(routed: Routed[Any], job: GenerationJob, request_id: str | None) -> dict[str, Any]:
+    return {
+        "latency_ms": round(routed.latency_ms, 1),
+        "attempts": routed.attempts,
+        "job_attempt": job.attempts,
+        "provider_request_id": request_id,
+        "warnings": routed.warnings,
+    }

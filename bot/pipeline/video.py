@@ -1,0 +1,153 @@
+"""render_video: submit once, save the provider's request id at once, poll by rescheduling, download.
+
+No worker slot is held while a provider renders: between polls the job sits in the queue with a
+``run_after``. A crash anywhere after submit resumes polling the saved id, so no second video is
+paid for. The download is streamed to a temp file, checked to be a playable MP4, then renamed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, Scene, Story, VideoStatus
+from bot.errors import ProviderError, UnusableAnswer
+from bot.jobs import JobContext, JobOutcome, PermanentFailure, Reschedule
+from bot.providers.base import ReferenceImage, VideoRequest, VideoState
+from storage import assets, scenes
+from storage.db import Conn
+
+if TYPE_CHECKING:
+    from bot.pipeline.flow import Pipeline
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SEPARATOR = "|"  # remote ids are stored as "<model key>|<provider request id>"
+
+
+def encode_remote(model_key: str, request_id: str) -> str:
+    return f"{model_key}{_SEPARATOR}{request_id}"
+
+
+def decode_remote(remote_id: str) -> tuple[str, str]:
+    model_key, _, request_id = remote_id.partition(_SEPARATOR)
+    return model_key, request_id
+
+
+PAID_CLIP_PATIENCE_S = 1800.0  # how long transient poll/download errors are waited out for a clip already paid for
+TRANSIENT_WAIT_S = 2.0  # between tries after a transient poll/download error without Retry-After
+
+
+async def _final_unless_retryable(call: Awaitable[T], model: str, poll_s: float, age_s: float) -> T:
+    """Provider errors while polling or downloading a clip that is already paid for: rate limits and
+    transient errors are waited out without spending attempts (for up to PAID_CLIP_PATIENCE_S after the
+    job was queued; then they spend attempts like any error); the rest end the job.
+
+    An unusable clip (over MAX_CLIP_BYTES, not an H.264 MP4, too long) ends it too: the same URL would
+    serve the same bytes, so downloading it again would only pay for them again (the clip keeps its Retry
+    button, which asks for a new render)."""
+    try:
+        return await call
+    except ProviderError as exc:
+        exc.model = exc.model or model  # the user reads "grok-imagine-video had ...", not "the model had ..."
+        if not exc.kind.retry_same_model or isinstance(exc, UnusableAnswer):
+            raise PermanentFailure(exc.plain()) from exc
+        if age_s < PAID_CLIP_PATIENCE_S:
+            wait = exc.retry_after if exc.retry_after is not None else max(poll_s, TRANSIENT_WAIT_S)
+            raise Reschedule(wait, exc.plain()) from exc
+        raise
+
+
+class VideoStage:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.p = pipeline
+
+    async def render(self, job: GenerationJob, ctx: JobContext) -> JobOutcome | None:
+        story, scene = await self.p.load_scene(job.payload["scene_id"])
+        if scene.video_status is VideoStatus.COMPLETE:
+            return None
+        if scene.image_status is not ImageStatus.COMPLETE or not scene.image_path:
+            raise PermanentFailure("the scene has no image to animate")
+        model_requested = story.video_model or self.p.settings.routing[Modality.VIDEO].primary_model
+        image = Path(scene.image_path)
+        remote = job.remote_id or await self._submit(job, ctx, story, scene, image, model_requested)
+        model_used, request_id = decode_remote(remote)
+        provider = self.p.providers.video(self.p.registry.resolve(model_used).provider)
+        poll_s = self.p.settings.video_poll_s
+        age_s = self.p.clock.now() - job.created_at
+        poll = await _final_unless_retryable(provider.poll_video(request_id), model_used, poll_s, age_s)
+        if poll.state is VideoState.PENDING:
+            spec = self.p.registry.resolve(model_used)
+            delay = 0.0 if spec.provider == "local" else self.p.settings.video_poll_s
+            raise Reschedule(delay, f"{model_used} is still rendering ({poll.progress or 0}%)")
+        if poll.state is VideoState.FAILED:
+            raise PermanentFailure(f"{model_used} could not make the clip: {poll.error or 'no reason given'}")
+        final = self.p.media.path_for(story.id, "mp4")
+        temp = self.p.media.temp_path(final)
+        try:
+            # The provider guard checks the clip (an H.264 MP4 within the caps) before this returns.
+            download = provider.download_video(poll, request_id, temp)
+            await _final_unless_retryable(download, model_used, poll_s, age_s)
+            ctx.provider_done()
+            stored = await self.p.media.commit(temp, final)
+        finally:
+            temp.unlink(missing_ok=True)
+        now = self.p.clock.now()
+        fallback = model_used != self.p.registry.canonical(model_requested)
+        warnings = [f"{model_requested} was unavailable; animated with {model_used} instead"] if fallback else []
+
+        async def on_commit(conn: Conn) -> None:
+            await assets.set_status(
+                conn, job.id, AssetStatus.COMPLETED, now=now, model_used=model_used, fallback_occurred=fallback,
+                path=str(stored.path), bytes=stored.bytes, sha256=stored.sha256,
+                generation_metadata={"provider_request_id": request_id, "warnings": warnings, "polls": job.attempts},
+            )  # fmt: skip
+            await scenes.set_video(conn, scene.id, VideoStatus.COMPLETE, now=now, path=str(stored.path),
+                                   model_used=model_used, error=None)  # fmt: skip
+            await self.p.enqueue_delivery(conn, story, "video", f"video:{scene.id}:{job.id}", scene.id)
+            await self.p.settle_story(conn, story.id, f"video:{scene.id}")
+
+        return JobOutcome(
+            result={"path": str(stored.path), "model_used": model_used},
+            warnings=warnings,
+            fallback=fallback,
+            on_commit=on_commit,
+        )
+
+    async def _submit(
+        self, job: GenerationJob, ctx: JobContext, story: Story, scene: Scene, image: Path, requested: str
+    ) -> str:
+        """Submit the clip and persist the provider's request id before anything else can fail."""
+        async with self.p.db.transaction() as conn:
+            if scene.video_status is VideoStatus.PENDING:
+                await scenes.set_video(
+                    conn, scene.id, VideoStatus.GENERATING, now=self.p.clock.now(), model_requested=requested
+                )
+            await self.p.start_asset(conn, job, scene, AssetKind.VIDEO, requested)
+        data = await asyncio.to_thread(image.read_bytes)
+        mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
+        duration = self.p.settings.video_duration_s
+        request = VideoRequest(
+            model="",
+            prompt=f"{story.bible or ''}\n\n{scene.text}".strip(),
+            image=ReferenceImage(data=data, mime_type=mime),
+            duration_s=duration,
+            seed=f"{story.id}:{scene.index}",
+        )
+        routed = await self.p.route(
+            story,
+            requested,
+            Modality.VIDEO,
+            lambda spec: self.p.providers.video(spec.provider).submit_video(
+                request.model_copy(update={"model": spec.api_model})
+            ),
+        )
+        remote = encode_remote(routed.model_used, routed.value)
+        await ctx.set_remote_id(remote)
+        log.info("job %s: %s accepted the clip as %s", job.id, routed.model_used, routed.value)
+        return remote

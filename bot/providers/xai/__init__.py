@@ -1,0 +1,1 @@
+"""xAI's API over httpx: text, pictures and clips."""

@@ -1,0 +1,1 @@
+"""Where finished work goes: the Publisher protocol and the offline storybook."""

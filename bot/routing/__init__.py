@@ -1,0 +1,1 @@
+"""Which model does the work: catalog, registry (aliases, retirements, availability), router, breaker."""
