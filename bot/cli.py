@@ -287,10 +287,6 @@ async def _db_check(settings: Settings) -> int:
     return 1
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 # -- terminal tables --------------------------------------------------------------------------------
 
 
@@ -310,3 +306,7 @@ def format_models(registry: Registry) -> str:
 def format_queue(counts: Mapping[str, int]) -> str:
     order = ("queued", "running", "succeeded", "failed", "dead", "cancelled")
     return format_table(("status", "jobs"), [(name, str(counts.get(name, 0))) for name in order])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
