@@ -22,7 +22,9 @@ from bot.health.probes import probe
 from bot.jobs import JobQueue, WorkerPool, WorkerStats, WorkerSupervisor
 from bot.jobs.maintenance import pid_alive
 from bot.media.store import MediaStore
-from bot.pipeline.flow import Pipeline
+from bot.pipeline.flow import PipelineDeps
+from bot.pipeline.handlers import bound_handlers, give_up_recorder
+from bot.pipeline.story_jobs import OFFLINE_PUBLISHER, StoryJobs
 from bot.providers import ProviderSet
 from bot.publish.protocol import Publisher
 from bot.publish.storybook import OfflinePublisher
@@ -30,6 +32,7 @@ from bot.routing.registry import Registry
 from bot.routing.router import ModelRouter
 from bot.services.library import sweep_orphaned_media
 from bot.services.quotas import Quotas
+from bot.services.scene_actions import SceneActions
 from bot.services.stories import StoryService
 from bot.settings import Settings
 from storage.db import Database
@@ -46,7 +49,7 @@ class Runtime:
         settings: Settings,
         *,
         clock: Clock | None = None,
-        publisher: Publisher | None = None,
+        publisher_name: str = OFFLINE_PUBLISHER,
         provider_overrides: dict[str, Any] | None = None,
         out_dir: Path = Path("./out"),
     ) -> None:
@@ -57,14 +60,15 @@ class Runtime:
         self.registry.validate_routing(settings.routing)
         self.providers = ProviderSet(settings, self.registry, provider_overrides)
         self.media = MediaStore(settings.media_dir)
-        self.publisher: Publisher = publisher or OfflinePublisher(out_dir)
+        self.publisher_name = publisher_name
+        self.out_dir = out_dir
         # This process takes only the deliveries its own publisher can make (storage.jobs.publisher_filter).
         self.queue = JobQueue(
             self.db,
             self.clock,
             lease_s=settings.job_lease_s,
             max_attempts=settings.job_max_attempts,
-            publishers={self.publisher.name},
+            publishers={publisher_name},
         )
         self.router = ModelRouter(self.registry, settings.routing, self.clock)
         # Records every provider call (router.listeners) and marks retired models unusable (registry hook).
@@ -81,17 +85,8 @@ class Runtime:
         self.stories = StoryService(
             self.db, self.queue, self.registry, self.media, settings, self.clock, quotas=self.quotas
         )
-        self.pipeline = Pipeline(
-            db=self.db,
-            queue=self.queue,
-            registry=self.registry,
-            router=self.router,
-            providers=self.providers,
-            media=self.media,
-            publisher=self.publisher,
-            settings=settings,
-            clock=self.clock,
-        )
+        self.jobs = StoryJobs(self.queue, self.registry)
+        self.scene_actions = SceneActions(self.db, self.jobs, self.clock, self.quotas)
         self.supervisor: WorkerSupervisor | None = None
 
     async def open(self, *, create: bool = True) -> Runtime:
@@ -134,20 +129,33 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def worker(self, **overrides: Any) -> WorkerPool:
+    def pipeline(self, publisher: Publisher) -> PipelineDeps:
+        """What the job handlers of a worker delivering with ``publisher`` get."""
+        if publisher.name != self.publisher_name:
+            raise ValueError(
+                f"this runtime's queue hands out {self.publisher_name!r} deliveries, not {publisher.name!r}"
+            )
+        return PipelineDeps(
+            db=self.db, jobs=self.jobs, registry=self.registry, router=self.router, providers=self.providers,
+            media=self.media, settings=self.settings, clock=self.clock, publisher=publisher,
+        )  # fmt: skip
+
+    def worker(self, publisher: Publisher | None = None, **overrides: Any) -> WorkerPool:
+        """A worker whose deliveries go to ``publisher`` (by default the storybook in ``out_dir``)."""
+        deps = self.pipeline(publisher or OfflinePublisher(self.out_dir))
         options: dict[str, Any] = {
             "concurrency": self.settings.worker_concurrency,
             "provider_limit": self.settings.provider_concurrency,
             "user_limit": self.settings.user_concurrency,
             "clock": self.clock,
             "lease_s": self.settings.job_lease_s,
-            "on_give_up": self.pipeline.on_give_up,
+            "on_give_up": give_up_recorder(deps),
         }
         options.update(overrides)
-        return WorkerPool(self.queue, self.pipeline.handlers(), **options)
+        return WorkerPool(self.queue, bound_handlers(deps), **options)
 
-    async def run_until_empty(self, **overrides: Any) -> WorkerStats:
-        return await self.worker(**overrides).run_until_empty()
+    async def run_until_empty(self, publisher: Publisher | None = None, **overrides: Any) -> WorkerStats:
+        return await self.worker(publisher, **overrides).run_until_empty()
 
     def supervise(self, pool: WorkerPool, **options: float) -> WorkerSupervisor:
         """The supervisor that keeps ``pool`` running for a long-lived process (the bot)."""

@@ -12,52 +12,48 @@ every parked delivery of it has been posted, so its status never claims more tha
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bot.domain import GenerationJob, Story
 from bot.errors import DeliveryBlocked
 from bot.jobs import JobContext, JobOutcome, PermanentFailure, Reschedule
+from bot.pipeline.flow import PipelineDeps, load
 from bot.publish.protocol import Delivery
 from storage import deliveries, scenes, stories
 from storage.db import Conn
-
-if TYPE_CHECKING:
-    from bot.pipeline.flow import Pipeline
 
 PARK_FIRST_S = 300.0  # a lost permission is rarely given back within minutes
 PARK_MAX_S = 3600.0
 PARK_LIMIT_S = 24 * 3600.0
 
 
-async def deliver(pipeline: Pipeline, job: GenerationJob, ctx: JobContext) -> JobOutcome | None:
+async def deliver(deps: PipelineDeps, job: GenerationJob, ctx: JobContext) -> JobOutcome | None:
     key = job.idempotency_key or job.id
-    if await deliveries.exists(pipeline.db, key):
+    if await deliveries.exists(deps.db, key):
         return None
-    story = await pipeline.load(job.payload["story_id"])
-    rows = await scenes.list_for_story(pipeline.db, story.id)
+    story = await load(deps, job.payload["story_id"])
+    rows = await scenes.list_for_story(deps.db, story.id)
     scene_id = job.payload.get("scene_id")
     scene = next((s for s in rows if s.id == scene_id), None)
     delivery = Delivery(key=key, what=job.payload["what"], story=story, scenes=rows, scene=scene)
     try:
-        reference = await pipeline.publisher.publish(delivery)
+        reference = await deps.publisher.publish(delivery)
     except DeliveryBlocked as blocked:
-        raise await _park(pipeline, story, str(blocked)) from blocked
-    now = pipeline.clock.now()
+        raise await _park(deps, story, str(blocked)) from blocked
+    now = deps.clock.now()
 
     async def on_commit(conn: Conn) -> None:
         await deliveries.record(
-            conn, key=key, story_id=story.id, target=pipeline.publisher.name, message_id=reference, now=now
+            conn, key=key, story_id=story.id, target=deps.publisher.name, message_id=reference, now=now
         )
         await _unpark_if_clear(conn, story.id, job.id, now)
 
     return JobOutcome(result={"reference": reference}, on_commit=on_commit)
 
 
-async def _park(pipeline: Pipeline, story: Story, reason: str) -> Reschedule | PermanentFailure:
+async def _park(deps: PipelineDeps, story: Story, reason: str) -> Reschedule | PermanentFailure:
     """Record why the story cannot be delivered; what to raise: come back later, or (after a day) give up."""
-    now = pipeline.clock.now()
+    now = deps.clock.now()
     since = story.parked_since if story.parked_since is not None else now
-    async with pipeline.db.transaction() as conn:
+    async with deps.db.transaction() as conn:
         await stories.update(conn, story.id, now=now, undelivered=reason, parked_since=since)
     waited = now - since
     if waited >= PARK_LIMIT_S:

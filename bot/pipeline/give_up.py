@@ -5,22 +5,18 @@ Called by the worker inside the transaction that marks the job failed or dead.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bot.domain import AssetStatus, GenerationJob, ImageStatus, JobKind, StoryStatus, VideoStatus
 from bot.pipeline.deliver import mark_lost
+from bot.pipeline.flow import PipelineDeps, after_image, settle_story
 from storage import assets, scenes, stories
 from storage.db import Conn
-
-if TYPE_CHECKING:
-    from bot.pipeline.flow import Pipeline
 
 MAX_ERROR_CHARS = 300
 
 
-async def record_give_up(pipeline: Pipeline, job: GenerationJob, error: str, conn: Conn) -> None:
+async def record_give_up(deps: PipelineDeps, job: GenerationJob, error: str, conn: Conn) -> None:
     error = error[:MAX_ERROR_CHARS]
-    now = pipeline.clock.now()
+    now = deps.clock.now()
     asset = await assets.get(conn, job.id)
     if asset is not None and asset.status in (AssetStatus.PENDING, AssetStatus.GENERATING):
         await assets.set_status(conn, job.id, AssetStatus.FAILED, now=now, generation_metadata={"error": error})
@@ -32,7 +28,7 @@ async def record_give_up(pipeline: Pipeline, job: GenerationJob, error: str, con
         story = await stories.get(conn, story_id)
         if story is not None and story.status in (StoryStatus.QUEUED, StoryStatus.WRITING):
             await stories.set_status(conn, story_id, StoryStatus.FAILED, now=now, error=error)
-            await pipeline.announce_end(conn, story, job.id)
+            await deps.jobs.announce_end(conn, story, job.id)
         return
     scene_id = job.payload.get("scene_id")
     scene = await scenes.get(conn, scene_id) if scene_id else None
@@ -41,9 +37,9 @@ async def record_give_up(pipeline: Pipeline, job: GenerationJob, error: str, con
         return
     if job.kind is JobKind.RENDER_IMAGE and scene.image_status in (ImageStatus.PENDING, ImageStatus.GENERATING):
         await scenes.set_image(conn, scene.id, ImageStatus.FAILED, now=now, error=error)
-        await pipeline.enqueue_delivery(conn, story, "image_failed", f"image_failed:{scene.id}:{job.id}", scene.id)
-        await pipeline.after_image(conn, story, scene, job, drawn=False)
+        await deps.jobs.enqueue_delivery(conn, story, "image_failed", f"image_failed:{scene.id}:{job.id}", scene.id)
+        await after_image(deps, conn, story, scene, job, drawn=False)
     elif job.kind is JobKind.RENDER_VIDEO and scene.video_status in (VideoStatus.PENDING, VideoStatus.GENERATING):
         await scenes.set_video(conn, scene.id, VideoStatus.FAILED, now=now, error=error)
-        await pipeline.enqueue_delivery(conn, story, "video_failed", f"video_failed:{scene.id}:{job.id}", scene.id)
-        await pipeline.settle_story(conn, story.id, f"video_failed:{scene.id}")
+        await deps.jobs.enqueue_delivery(conn, story, "video_failed", f"video_failed:{scene.id}:{job.id}", scene.id)
+        await settle_story(deps, conn, story.id, f"video_failed:{scene.id}")

@@ -1,97 +1,92 @@
 """render_image: draw one scene's picture, store it atomically, and queue what follows it.
 
-The picture stage lives apart from the Pipeline because its concerns are its own: the image prompt,
-the per-scene seed, the reference images that keep scenes consistent (the user's own reference, or
-scene 1's picture for every later scene), and trimming the request to what each model accepts. The
-Pipeline keeps the shared helpers (loading, queueing, routing, settling) that this stage calls.
+Its own concerns: the image prompt, the per-scene seed, the reference images that keep scenes
+consistent (the user's own reference, or scene 1's picture for every later scene), and trimming the
+request to what each model accepts. The steps it shares with the other handlers are in flow.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, Scene, Story
 from bot.jobs import JobContext, JobOutcome
 from bot.media.probe import PICTURE_FORMATS
-from bot.pipeline.flow import _beside_marks
+from bot.pipeline.flow import PipelineDeps, after_image, anchored, beside_marks, load_scene, route, start_asset
 from bot.providers.base import ImageRequest, ImageResult, ReferenceImage
 from bot.routing.registry import ModelSpec
 from bot.routing.router import Routed
 from storage import assets, scenes
 from storage.db import Conn
 
-if TYPE_CHECKING:
-    from bot.pipeline.flow import Pipeline
 
+async def render_image(deps: PipelineDeps, job: GenerationJob, ctx: JobContext) -> JobOutcome | None:
+    story, scene = await load_scene(deps, job.payload["scene_id"])
+    if scene.image_status is ImageStatus.COMPLETE:
+        return None
 
-class ImageStage:
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.p = pipeline
+    async def mark_drawing() -> None:
+        async with deps.db.transaction() as conn:
+            if scene.image_status is ImageStatus.PENDING:
+                await scenes.set_image(conn, scene.id, ImageStatus.GENERATING, now=deps.clock.now())
+            await start_asset(deps, conn, job, scene, AssetKind.IMAGE, story.image_model)
 
-    async def render(self, job: GenerationJob, ctx: JobContext) -> JobOutcome | None:
-        story, scene = await self.p.load_scene(job.payload["scene_id"])
-        if scene.image_status is ImageStatus.COMPLETE:
-            return None
+    routed = await beside_marks(mark_drawing(), _draw(deps, story, scene, job))
+    ctx.provider_done()
+    # The provider guard decoded the picture and held it to the type it claims (bot.providers.guard).
+    ext = _EXTENSIONS.get(routed.value.mime_type, "png")
+    stored = await deps.media.write_bytes(story.id, routed.value.data, ext)
+    now = deps.clock.now()
 
-        async def mark_drawing() -> None:
-            async with self.p.db.transaction() as conn:
-                if scene.image_status is ImageStatus.PENDING:
-                    await scenes.set_image(conn, scene.id, ImageStatus.GENERATING, now=self.p.clock.now())
-                await self.p.start_asset(conn, job, scene, AssetKind.IMAGE, story.image_model)
-
-        routed = await _beside_marks(mark_drawing(), self._draw(story, scene, job))
-        ctx.provider_done()
-        # The provider guard decoded the picture and held it to the type it claims (bot.providers.guard).
-        ext = _EXTENSIONS.get(routed.value.mime_type, "png")
-        stored = await self.p.media.write_bytes(story.id, routed.value.data, ext)
-        now = self.p.clock.now()
-
-        async def on_commit(conn: Conn) -> None:
-            await assets.set_status(
-                conn, job.id, AssetStatus.COMPLETED, now=now, model_used=routed.model_used,
-                fallback_occurred=routed.fallback, path=str(stored.path), bytes=stored.bytes, sha256=stored.sha256,
-                generation_metadata=_metadata(routed, job, routed.value.request_id),
-            )  # fmt: skip
-            await scenes.set_image(
-                conn, scene.id, ImageStatus.COMPLETE, now=now, path=str(stored.path), model_used=routed.model_used
-            )
-            await self.p.enqueue_delivery(conn, story, "image", f"image:{scene.id}:{job.id}", scene.id)
-            await self.p.after_image(conn, story, scene, job, drawn=True)
-
-        return JobOutcome(
-            result={"path": str(stored.path), "model_used": routed.model_used},
-            warnings=routed.warnings,
-            fallback=routed.fallback,
-            on_commit=on_commit,
+    async def on_commit(conn: Conn) -> None:
+        await assets.set_status(
+            conn, job.id, AssetStatus.COMPLETED, now=now, model_used=routed.model_used,
+            fallback_occurred=routed.fallback, path=str(stored.path), bytes=stored.bytes, sha256=stored.sha256,
+            generation_metadata=_metadata(routed, job, routed.value.request_id),
+        )  # fmt: skip
+        await scenes.set_image(
+            conn, scene.id, ImageStatus.COMPLETE, now=now, path=str(stored.path), model_used=routed.model_used
         )
+        await deps.jobs.enqueue_delivery(conn, story, "image", f"image:{scene.id}:{job.id}", scene.id)
+        await after_image(deps, conn, story, scene, job, drawn=True)
 
-    async def _draw(self, story: Story, scene: Scene, job: GenerationJob) -> Routed[ImageResult]:
-        request = ImageRequest(
-            model="",
-            prompt=_image_prompt(story, scene),
-            scene_text=scene.text,
-            references=await self._references(story, scene),
-            seed=_image_seed(story, scene, job),
-        )
-        return await self.p.route(
-            story,
-            story.image_model,
-            Modality.IMAGE,
-            lambda spec: self.p.providers.image(spec.provider).generate_image(_for_model(request, spec)),
-            needs_references=bool(story.reference_path),
-        )
+    return JobOutcome(
+        result={"path": str(stored.path), "model_used": routed.model_used},
+        warnings=routed.warnings,
+        fallback=routed.fallback,
+        on_commit=on_commit,
+    )
 
-    async def _references(self, story: Story, scene: Scene) -> list[ReferenceImage]:
-        if story.reference_path:
-            return [await asyncio.to_thread(_read_reference, Path(story.reference_path))]
-        if scene.index == 0 or not self.p.anchored(story):
-            return []
-        first = (await scenes.list_for_story(self.p.db, story.id))[0]
-        if first.image_status is ImageStatus.COMPLETE and first.image_path:
-            return [await asyncio.to_thread(_read_reference, Path(first.image_path))]
+
+async def _draw(deps: PipelineDeps, story: Story, scene: Scene, job: GenerationJob) -> Routed[ImageResult]:
+    request = ImageRequest(
+        model="",
+        prompt=_image_prompt(story, scene),
+        scene_text=scene.text,
+        references=await _references(deps, story, scene),
+        seed=_image_seed(story, scene, job),
+    )
+    return await route(
+        deps,
+        story,
+        story.image_model,
+        Modality.IMAGE,
+        lambda spec: deps.providers.image(spec.provider).generate_image(_for_model(request, spec)),
+        needs_references=bool(story.reference_path),
+    )
+
+
+async def _references(deps: PipelineDeps, story: Story, scene: Scene) -> list[ReferenceImage]:
+    if story.reference_path:
+        return [await asyncio.to_thread(_read_reference, Path(story.reference_path))]
+    if scene.index == 0 or not anchored(deps, story):
         return []
+    first = (await scenes.list_for_story(deps.db, story.id))[0]
+    if first.image_status is ImageStatus.COMPLETE and first.image_path:
+        return [await asyncio.to_thread(_read_reference, Path(first.image_path))]
+    return []
 
 
 _EXTENSIONS = {kind.mime_type: kind.ext for kind in PICTURE_FORMATS.values()}

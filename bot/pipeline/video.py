@@ -11,17 +11,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, Scene, Story, VideoStatus
 from bot.errors import ProviderError, UnusableAnswer
 from bot.jobs import JobContext, JobOutcome, PermanentFailure, Reschedule
+from bot.pipeline.flow import PipelineDeps, load_scene, route, settle_story, start_asset
 from bot.providers.base import ReferenceImage, VideoRequest, VideoState
 from storage import assets, scenes
 from storage.db import Conn
-
-if TYPE_CHECKING:
-    from bot.pipeline.flow import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -63,91 +61,89 @@ async def _final_unless_retryable(call: Awaitable[T], model: str, poll_s: float,
         raise
 
 
-class VideoStage:
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.p = pipeline
+async def render_video(deps: PipelineDeps, job: GenerationJob, ctx: JobContext) -> JobOutcome | None:
+    story, scene = await load_scene(deps, job.payload["scene_id"])
+    if scene.video_status is VideoStatus.COMPLETE:
+        return None
+    if scene.image_status is not ImageStatus.COMPLETE or not scene.image_path:
+        raise PermanentFailure("the scene has no image to animate")
+    model_requested = story.video_model or deps.settings.routing[Modality.VIDEO].primary_model
+    image = Path(scene.image_path)
+    remote = job.remote_id or await _submit(deps, job, ctx, story, scene, image, model_requested)
+    model_used, request_id = decode_remote(remote)
+    provider = deps.providers.video(deps.registry.resolve(model_used).provider)
+    poll_s = deps.settings.video_poll_s
+    age_s = deps.clock.now() - job.created_at
+    poll = await _final_unless_retryable(provider.poll_video(request_id), model_used, poll_s, age_s)
+    if poll.state is VideoState.PENDING:
+        spec = deps.registry.resolve(model_used)
+        delay = 0.0 if spec.provider == "local" else deps.settings.video_poll_s
+        raise Reschedule(delay, f"{model_used} is still rendering ({poll.progress or 0}%)")
+    if poll.state is VideoState.FAILED:
+        raise PermanentFailure(f"{model_used} could not make the clip: {poll.error or 'no reason given'}")
+    final = deps.media.path_for(story.id, "mp4")
+    temp = deps.media.temp_path(final)
+    try:
+        # The provider guard checks the clip (an H.264 MP4 within the caps) before this returns.
+        download = provider.download_video(poll, request_id, temp)
+        await _final_unless_retryable(download, model_used, poll_s, age_s)
+        ctx.provider_done()
+        stored = await deps.media.commit(temp, final)
+    finally:
+        temp.unlink(missing_ok=True)
+    now = deps.clock.now()
+    fallback = model_used != deps.registry.canonical(model_requested)
+    warnings = [f"{model_requested} was unavailable; animated with {model_used} instead"] if fallback else []
 
-    async def render(self, job: GenerationJob, ctx: JobContext) -> JobOutcome | None:
-        story, scene = await self.p.load_scene(job.payload["scene_id"])
-        if scene.video_status is VideoStatus.COMPLETE:
-            return None
-        if scene.image_status is not ImageStatus.COMPLETE or not scene.image_path:
-            raise PermanentFailure("the scene has no image to animate")
-        model_requested = story.video_model or self.p.settings.routing[Modality.VIDEO].primary_model
-        image = Path(scene.image_path)
-        remote = job.remote_id or await self._submit(job, ctx, story, scene, image, model_requested)
-        model_used, request_id = decode_remote(remote)
-        provider = self.p.providers.video(self.p.registry.resolve(model_used).provider)
-        poll_s = self.p.settings.video_poll_s
-        age_s = self.p.clock.now() - job.created_at
-        poll = await _final_unless_retryable(provider.poll_video(request_id), model_used, poll_s, age_s)
-        if poll.state is VideoState.PENDING:
-            spec = self.p.registry.resolve(model_used)
-            delay = 0.0 if spec.provider == "local" else self.p.settings.video_poll_s
-            raise Reschedule(delay, f"{model_used} is still rendering ({poll.progress or 0}%)")
-        if poll.state is VideoState.FAILED:
-            raise PermanentFailure(f"{model_used} could not make the clip: {poll.error or 'no reason given'}")
-        final = self.p.media.path_for(story.id, "mp4")
-        temp = self.p.media.temp_path(final)
-        try:
-            # The provider guard checks the clip (an H.264 MP4 within the caps) before this returns.
-            download = provider.download_video(poll, request_id, temp)
-            await _final_unless_retryable(download, model_used, poll_s, age_s)
-            ctx.provider_done()
-            stored = await self.p.media.commit(temp, final)
-        finally:
-            temp.unlink(missing_ok=True)
-        now = self.p.clock.now()
-        fallback = model_used != self.p.registry.canonical(model_requested)
-        warnings = [f"{model_requested} was unavailable; animated with {model_used} instead"] if fallback else []
+    async def on_commit(conn: Conn) -> None:
+        await assets.set_status(
+            conn, job.id, AssetStatus.COMPLETED, now=now, model_used=model_used, fallback_occurred=fallback,
+            path=str(stored.path), bytes=stored.bytes, sha256=stored.sha256,
+            generation_metadata={"provider_request_id": request_id, "warnings": warnings, "polls": job.attempts},
+        )  # fmt: skip
+        await scenes.set_video(conn, scene.id, VideoStatus.COMPLETE, now=now, path=str(stored.path),
+                               model_used=model_used, error=None)  # fmt: skip
+        await deps.jobs.enqueue_delivery(conn, story, "video", f"video:{scene.id}:{job.id}", scene.id)
+        await settle_story(deps, conn, story.id, f"video:{scene.id}")
 
-        async def on_commit(conn: Conn) -> None:
-            await assets.set_status(
-                conn, job.id, AssetStatus.COMPLETED, now=now, model_used=model_used, fallback_occurred=fallback,
-                path=str(stored.path), bytes=stored.bytes, sha256=stored.sha256,
-                generation_metadata={"provider_request_id": request_id, "warnings": warnings, "polls": job.attempts},
-            )  # fmt: skip
-            await scenes.set_video(conn, scene.id, VideoStatus.COMPLETE, now=now, path=str(stored.path),
-                                   model_used=model_used, error=None)  # fmt: skip
-            await self.p.enqueue_delivery(conn, story, "video", f"video:{scene.id}:{job.id}", scene.id)
-            await self.p.settle_story(conn, story.id, f"video:{scene.id}")
+    return JobOutcome(
+        result={"path": str(stored.path), "model_used": model_used},
+        warnings=warnings,
+        fallback=fallback,
+        on_commit=on_commit,
+    )
 
-        return JobOutcome(
-            result={"path": str(stored.path), "model_used": model_used},
-            warnings=warnings,
-            fallback=fallback,
-            on_commit=on_commit,
-        )
 
-    async def _submit(
-        self, job: GenerationJob, ctx: JobContext, story: Story, scene: Scene, image: Path, requested: str
-    ) -> str:
-        """Submit the clip and persist the provider's request id before anything else can fail."""
-        async with self.p.db.transaction() as conn:
-            if scene.video_status is VideoStatus.PENDING:
-                await scenes.set_video(
-                    conn, scene.id, VideoStatus.GENERATING, now=self.p.clock.now(), model_requested=requested
-                )
-            await self.p.start_asset(conn, job, scene, AssetKind.VIDEO, requested)
-        data = await asyncio.to_thread(image.read_bytes)
-        mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
-        duration = self.p.settings.video_duration_s
-        request = VideoRequest(
-            model="",
-            prompt=f"{story.bible or ''}\n\n{scene.text}".strip(),
-            image=ReferenceImage(data=data, mime_type=mime),
-            duration_s=duration,
-            seed=f"{story.id}:{scene.index}",
-        )
-        routed = await self.p.route(
-            story,
-            requested,
-            Modality.VIDEO,
-            lambda spec: self.p.providers.video(spec.provider).submit_video(
-                request.model_copy(update={"model": spec.api_model})
-            ),
-        )
-        remote = encode_remote(routed.model_used, routed.value)
-        await ctx.set_remote_id(remote)
-        log.info("job %s: %s accepted the clip as %s", job.id, routed.model_used, routed.value)
-        return remote
+async def _submit(
+    deps: PipelineDeps, job: GenerationJob, ctx: JobContext, story: Story, scene: Scene, image: Path, requested: str
+) -> str:
+    """Submit the clip and persist the provider's request id before anything else can fail."""
+    async with deps.db.transaction() as conn:
+        if scene.video_status is VideoStatus.PENDING:
+            await scenes.set_video(
+                conn, scene.id, VideoStatus.GENERATING, now=deps.clock.now(), model_requested=requested
+            )
+        await start_asset(deps, conn, job, scene, AssetKind.VIDEO, requested)
+    data = await asyncio.to_thread(image.read_bytes)
+    mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
+    duration = deps.settings.video_duration_s
+    request = VideoRequest(
+        model="",
+        prompt=f"{story.bible or ''}\n\n{scene.text}".strip(),
+        image=ReferenceImage(data=data, mime_type=mime),
+        duration_s=duration,
+        seed=f"{story.id}:{scene.index}",
+    )
+    routed = await route(
+        deps,
+        story,
+        requested,
+        Modality.VIDEO,
+        lambda spec: deps.providers.video(spec.provider).submit_video(
+            request.model_copy(update={"model": spec.api_model})
+        ),
+    )
+    remote = encode_remote(routed.model_used, routed.value)
+    await ctx.set_remote_id(remote)
+    log.info("job %s: %s accepted the clip as %s", job.id, routed.model_used, routed.value)
+    return remote

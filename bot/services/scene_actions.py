@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.domain import ImageStatus, JobKind, Scene, Story, StoryStatus, VideoStatus, new_id
-from bot.pipeline.flow import Pipeline
+from bot.clock import Clock
+from bot.pipeline.story_jobs import StoryJobs
 from bot.services.quotas import LimitExceeded, Quotas
 from storage import deliveries
 from storage import scenes as scene_rows
 from storage import stories as story_rows
-from storage.db import Conn
+from storage.db import Conn, Database
 
 SCENE_ID = re.compile(r"[0-9a-f]{32}")  # bot.domain.new_id(): uuid4 hex
 IN_FLIGHT_IMAGE = (ImageStatus.PENDING, ImageStatus.GENERATING)
@@ -58,23 +59,24 @@ class _Presser:
 
 
 class SceneActions:
-    def __init__(self, pipeline: Pipeline, quotas: Quotas) -> None:
-        self.pipeline = pipeline
+    def __init__(self, db: Database, jobs: StoryJobs, clock: Clock, quotas: Quotas) -> None:
+        self.db = db
+        self.jobs = jobs
+        self.clock = clock
         self.quotas = quotas
 
     async def retry_video(self, scene_id: str, *, guild_id: int | None, user_id: int, can_manage: bool) -> Outcome:
         """Queue a new clip for a scene whose clip failed."""
         presser = _Presser(guild_id, user_id, can_manage)
-        p = self.pipeline
         try:
-            async with p.db.transaction() as conn:
+            async with self.db.transaction() as conn:
                 story, scene = await self._load(conn, scene_id, presser, "retry this clip")
                 _check_retry(story, scene)
                 await self.quotas.charge(conn, story, images=0, videos=1)
-                now = p.clock.now()
+                now = self.clock.now()
                 scene = await scene_rows.set_video(conn, scene.id, VideoStatus.PENDING, now=now, error=None)
                 story = await _reopen(conn, story, now, self.quotas)
-                job = await p.enqueue(
+                job = await self.jobs.enqueue(
                     conn, JobKind.RENDER_VIDEO, story, f"video:{scene.id}:retry:{new_id()}", scene_id=scene.id
                 )
         except _Stop as stop:
@@ -87,16 +89,15 @@ class SceneActions:
     async def redraw_image(self, scene_id: str, *, guild_id: int | None, user_id: int, can_manage: bool) -> Outcome:
         """Queue a new picture for a scene (a drawn one, or one that failed); in video mode its clip follows."""
         presser = _Presser(guild_id, user_id, can_manage)
-        p = self.pipeline
         try:
-            async with p.db.transaction() as conn:
+            async with self.db.transaction() as conn:
                 story, scene = await self._load(conn, scene_id, presser, "redraw this picture")
                 _check_redraw(story, scene)
                 await self.quotas.charge(conn, story, images=1, videos=1 if story.video_mode else 0)
-                now = p.clock.now()
+                now = self.clock.now()
                 scene = await scene_rows.set_image(conn, scene.id, ImageStatus.PENDING, now=now, error=None)
                 story = await _reopen(conn, story, now, self.quotas)
-                job = await p.enqueue(
+                job = await self.jobs.enqueue(
                     conn, JobKind.RENDER_IMAGE, story, f"image:{scene.id}:redraw:{new_id()}",
                     scene_id=scene.id, redraw=True,
                 )  # fmt: skip
@@ -112,10 +113,9 @@ class SceneActions:
 
         Pressed on the storyboard, or in the direct message that told the owner (``guild_id`` None there).
         """
-        p = self.pipeline
         if not SCENE_ID.fullmatch(story_id):
             return Outcome(Verdict.REFUSED, "this button was not made by storybot; nothing was changed")
-        async with p.db.transaction() as conn:
+        async with self.db.transaction() as conn:
             story = await story_rows.get(conn, story_id)
             if story is None:
                 return Outcome(Verdict.REFUSED, "this story no longer exists; nothing was changed")
@@ -125,7 +125,7 @@ class SceneActions:
                 return Outcome(
                     Verdict.REFUSED, "only the story's owner or a member with Manage Messages can post again"
                 )
-            now = p.clock.now()
+            now = self.clock.now()
             woken = await deliveries.wake_parked(conn, story.id, now=now)
             await story_rows.update(conn, story.id, now=now, undelivered=None, parked_since=None)
         text = f"posting again {woken} waiting message{'s' * (woken != 1)}" if woken else "refreshing the storyboard"

@@ -113,9 +113,9 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return load_settings(database_path=tmp_path / "storybot.db", media_dir=tmp_path / "media")
 
 
-def lock_on_first_image(rt: Runtime, holder: LockHolder, **take: Any) -> None:
+def lock_on_first_image(worker: Any, holder: LockHolder, **take: Any) -> None:
     """Take the lock the moment the first render_image job starts: mid-story, with jobs in flight."""
-    handlers = rt.pipeline.handlers()
+    handlers = worker.handlers
     real = handlers[JobKind.RENDER_IMAGE]
     started: list[bool] = []
 
@@ -126,7 +126,6 @@ def lock_on_first_image(rt: Runtime, holder: LockHolder, **take: Any) -> None:
         return await real(job, ctx)
 
     handlers[JobKind.RENDER_IMAGE] = render_image_then_lock
-    rt.pipeline.handlers = lambda: handlers  # type: ignore[method-assign]
 
 
 async def assert_story_whole(rt: Runtime, story_id: str, scenes: int) -> None:
@@ -151,9 +150,10 @@ async def test_story_waits_out_a_short_lock(settings: Settings, tmp_path: Path) 
     holder = LockHolder(settings.database_path)
     async with Runtime(settings, out_dir=tmp_path / "out") as rt:
         story = await rt.stories.create(StoryOptions(prompt="a lighthouse keeper befriends a storm", scenes=2))
-        lock_on_first_image(rt, holder, hold_s=1.0)
+        worker = rt.worker()
+        lock_on_first_image(worker, holder, hold_s=1.0)
         with watching(holder, release_after=set()) as warnings:
-            stats = await rt.run_until_empty()
+            stats = await worker.run_until_empty()
         holder.join()
         assert holder.held.is_set()
         assert (stats.failed, stats.dead, stats.retried, stats.lease_lost) == (0, 0, 0, 0)
@@ -179,13 +179,14 @@ async def test_worker_outlasts_a_lock_longer_than_busy_timeout(settings: Setting
     rt.db.busy_timeout_ms = SHORT_BUSY_TIMEOUT_MS
     async with rt:
         story = await rt.stories.create(StoryOptions(prompt="a clockmaker who repairs time", scenes=2))
+        worker = rt.worker()
         with watching(holder, release_after=LONG_LOCK_MOMENTS[moment]) as warnings:
             if moment == "before_the_worker_starts":
                 holder.take()
             else:
-                lock_on_first_image(rt, holder)
+                lock_on_first_image(worker, holder)
             try:
-                stats = await rt.run_until_empty()
+                stats = await worker.run_until_empty()
             finally:
                 holder.join()
         assert warnings.seen_all(), warnings.messages

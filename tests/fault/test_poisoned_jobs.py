@@ -123,35 +123,29 @@ async def test_a_broken_row_is_left_out_of_a_story_listing(tmp_path: Path) -> No
 BASE_EXCEPTIONS = """
 import sys
 
-from bot import pipeline
 from bot.cli import main
 from bot.domain import JobKind
+from bot.pipeline import handlers
+from bot.pipeline.flow import load_scene
 
 
 class Poison(BaseException):
     pass
 
 
-real_handlers = pipeline.Pipeline.handlers
+draw = handlers.HANDLERS[JobKind.RENDER_IMAGE]
 
 
-def handlers(self):
-    table = real_handlers(self)
-    draw = table[JobKind.RENDER_IMAGE]
-
-    async def poisoned(job, ctx):
-        _, scene = await self.load_scene(job.payload["scene_id"])
-        if scene.index == 0:
-            raise SystemExit(3)
-        if scene.index == 1:
-            raise Poison("a handler gone wrong")
-        return await draw(job, ctx)
-
-    table[JobKind.RENDER_IMAGE] = poisoned
-    return table
+async def poisoned(deps, job, ctx):
+    _, scene = await load_scene(deps, job.payload["scene_id"])
+    if scene.index == 0:
+        raise SystemExit(3)
+    if scene.index == 1:
+        raise Poison("a handler gone wrong")
+    return await draw(deps, job, ctx)
 
 
-pipeline.Pipeline.handlers = handlers
+handlers.HANDLERS[JobKind.RENDER_IMAGE] = poisoned
 sys.exit(main(sys.argv[1:]))
 """
 

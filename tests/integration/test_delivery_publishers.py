@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.clock import FakeClock
 from bot.domain import GenerationJob, JobKind, JobStatus
 from bot.jobs import JobContext, JobQueue, WorkerPool
-from bot.pipeline.flow import DISCORD_PUBLISHER, OFFLINE_PUBLISHER
+from bot.pipeline.story_jobs import DISCORD_PUBLISHER, OFFLINE_PUBLISHER
 from bot.publish.storybook import OfflinePublisher
 from bot.runtime import Runtime
 from bot.services.stories import StoryOptions

@@ -12,6 +12,8 @@ import pytest
 from bot.clock import FakeClock
 from bot.domain import GuildConfig, Modality, ModalityRoute, StoryStatus
 from bot.errors import UserInputError
+from bot.pipeline.flow import routing_for
+from bot.publish.storybook import OfflinePublisher
 from bot.runtime import Runtime
 from bot.services.guild_config import GuildSettings
 from bot.services.quotas import LimitExceeded, utc_day
@@ -141,7 +143,7 @@ async def test_the_servers_primary_is_its_default_model(rt: Runtime) -> None:
     assert (await rt.stories.prepare(options(guild=OTHER_GUILD))).image_model == "gpt-image-1.5"
     created = await rt.stories.create(options())
     assert (created.image_model, created.text_model) == ("local-sketch", "local-template")
-    pipeline_route = await rt.pipeline.routing_for(created, Modality.IMAGE)
+    pipeline_route = await routing_for(rt.pipeline(OfflinePublisher(rt.out_dir)), created, Modality.IMAGE)
     assert pipeline_route.primary_model == "local-sketch"
 
 

@@ -43,9 +43,9 @@ class GatedPublisher:
 
 async def run_story(tmp_path: Path, publisher: GatedPublisher, clock: FakeClock) -> Runtime:
     settings = load_settings(database_path=tmp_path / "storybot.db", media_dir=tmp_path / "media")
-    rt = await Runtime(settings, clock=clock, publisher=publisher).open()
+    rt = await Runtime(settings, clock=clock, publisher_name=publisher.name).open()
     await rt.stories.create(StoryOptions(prompt="a heron who keeps a lighthouse", scenes=2, guild_id=1, channel_id=2))
-    await rt.run_until_empty(idle_poll_s=0.01)
+    await rt.run_until_empty(publisher, idle_poll_s=0.01)
     return rt
 
 

@@ -13,7 +13,7 @@ import pytest
 from bot.domain import GuildConfig, ImageStatus, JobKind, StoryStatus, VideoStatus, new_id
 from bot.runtime import Runtime
 from bot.services.quotas import utc_day
-from bot.services.scene_actions import SceneActions, Verdict
+from bot.services.scene_actions import Verdict
 from bot.services.stories import StoryOptions
 from bot.settings import load_settings
 from storage import deliveries, guilds, scenes, stories
@@ -67,7 +67,7 @@ async def end_notes(rt: Runtime, story_id: str) -> list[str]:
 async def test_racing_presses_queue_one_retry_and_the_clip_lands(runtime: Runtime, fake: FakeProviders) -> None:
     story_id, scene_id = await failed_clip(runtime, fake)
     assert len(await end_notes(runtime, story_id)) == 1
-    actions = SceneActions(runtime.pipeline, runtime.quotas)
+    actions = runtime.scene_actions
 
     presses = await asyncio.gather(
         *(actions.retry_video(scene_id, guild_id=GUILD, user_id=OWNER, can_manage=False) for _ in range(5))
@@ -101,7 +101,7 @@ async def test_a_quota_refusal_rolls_everything_back(runtime: Runtime, fake: Fak
     async with runtime.db.transaction() as conn:
         await guilds.upsert(conn, GuildConfig(guild_id=GUILD, daily_video_limit=1))  # the first clip used it
     before = await job_rows.list_for_story(runtime.db, story_id)
-    actions = SceneActions(runtime.pipeline, runtime.quotas)
+    actions = runtime.scene_actions
 
     outcome = await actions.retry_video(scene_id, guild_id=GUILD, user_id=OWNER, can_manage=False)
 
@@ -118,7 +118,7 @@ async def test_a_quota_refusal_rolls_everything_back(runtime: Runtime, fake: Fak
 async def test_refusals_change_nothing(runtime: Runtime, fake: FakeProviders) -> None:
     story_id, scene_id = await failed_clip(runtime, fake)
     before = await job_rows.list_for_story(runtime.db, story_id)
-    actions = SceneActions(runtime.pipeline, runtime.quotas)
+    actions = runtime.scene_actions
     cases = [
         (scene_id, GUILD, STRANGER, False, "only the story's owner or a member with Manage Messages"),
         (scene_id, GUILD + 1, OWNER, True, "a story in another server"),
@@ -147,7 +147,7 @@ async def test_a_redraw_draws_a_new_picture_once(runtime: Runtime) -> None:
     story_id = await make_story(runtime, video=False)
     [drawn] = await scenes.list_for_story(runtime.db, story_id)
     old_picture = Path(drawn.image_path or "").read_bytes()
-    actions = SceneActions(runtime.pipeline, runtime.quotas)
+    actions = runtime.scene_actions
 
     first = await actions.redraw_image(drawn.id, guild_id=GUILD, user_id=OWNER, can_manage=False)
     second = await actions.redraw_image(drawn.id, guild_id=GUILD, user_id=OWNER, can_manage=False)
@@ -188,7 +188,7 @@ async def test_a_redraw_or_retry_counts_against_the_running_stories_limit(
         await runtime.stories.create(StoryOptions(prompt=f"a busy tale {i}", scenes=1, guild_id=GUILD, owner_id=OWNER))
         for i in range(limit)
     ]  # not run: they stay queued, so they are "being made"
-    actions = SceneActions(runtime.pipeline, runtime.quotas)
+    actions = runtime.scene_actions
     for press in (actions.retry_video, actions.redraw_image):
         outcome = await press(scene_id, guild_id=GUILD, user_id=OWNER, can_manage=False)
         assert outcome.verdict is Verdict.REFUSED, outcome

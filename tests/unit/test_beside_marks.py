@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.pipeline.flow import _beside_marks
+from bot.pipeline.flow import beside_marks
 
 
 class Marks:
@@ -32,27 +32,27 @@ async def call(result: str, *, fail: bool = False, delay_s: float = 0) -> str:
 
 async def test_the_calls_result_comes_back_once_the_marks_are_committed() -> None:
     marks = Marks()
-    assert await _beside_marks(marks.commit(), call("picture")) == "picture"
+    assert await beside_marks(marks.commit(), call("picture")) == "picture"
     assert marks.finished
 
 
 async def test_marks_that_fail_fail_the_attempt_after_the_call() -> None:
     marks = Marks(fail=True)
     with pytest.raises(RuntimeError, match="refused"):
-        await _beside_marks(marks.commit(), call("picture"))
+        await beside_marks(marks.commit(), call("picture"))
     assert marks.finished
 
 
 async def test_the_calls_error_wins_over_the_marks_error() -> None:
     marks = Marks(fail=True)
     with pytest.raises(ValueError, match="provider failed"):
-        await _beside_marks(marks.commit(), call("picture", fail=True))
+        await beside_marks(marks.commit(), call("picture", fail=True))
     assert marks.finished
 
 
 async def test_a_cancelled_call_still_lets_the_marks_finish() -> None:
     marks = Marks()
-    task = asyncio.create_task(_beside_marks(marks.commit(), call("picture", delay_s=30)))
+    task = asyncio.create_task(beside_marks(marks.commit(), call("picture", delay_s=30)))
     await marks.started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
