@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from bot.domain import StoryStatus
-from bot.errors import ConfigError, StorageError, Terminated, UserInputError, plain_words
+from bot.errors import RESTORE_HINT, ConfigError, DatabaseDamaged, StorageError, Terminated, UserInputError, plain_words
 from bot.health.table import format_status, format_table
 from bot.routing.registry import Registry
 from bot.runtime import EXIT_TERMINATED, Runtime, on_sigterm
@@ -26,7 +26,7 @@ from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
 from storage import scenes as scene_rows
 from storage import stories as story_rows
-from storage.db import RESTORE_HINT, Database, DatabaseDamaged, is_damaged
+from storage.db import Database, is_damaged
 
 DEMO_PROMPT = "a lighthouse keeper befriends a storm"
 EXIT_USAGE = 2

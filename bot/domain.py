@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bot.errors import IllegalTransition
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -82,10 +84,6 @@ class HealthState(StrEnum):
     DOWN = "down"
     RETIRED = "retired"
     UNCONFIGURED = "unconfigured"
-
-
-class IllegalTransition(ValueError):
-    """A state change that the transition table does not allow."""
 
 
 # Each table maps a state to the states it may move to. Anything else raises.

@@ -3,22 +3,41 @@
 Provider errors are classified once, at the adapter edge, into a ``ProviderError`` with an
 ``ErrorKind``; everything above the adapters (router, pipeline, cogs) reasons only in kinds.
 
-    StorybotError
-    ├── ConfigError            bad setting or environment variable (CLI exits 2)
-    ├── UserInputError         bad prompt, option, attachment... (shown to the user as is)
-    ├── UnknownModelError      a model key the registry does not know (UserInputError)
-    ├── ModelUnavailableError  no model in the chain can do the job right now
-    ├── StorageError           database problems (locked too long, newer schema...)
-    ├── DeliveryBlocked        the bot may not post where a story goes (a permission it lacks)
-    └── ProviderError          one failed provider call, with .kind
-        ├── UnusableAnswer     the provider answered with something that cannot be used (transient)
-        └── ProviderTimeout    the call did not finish within its deadline (transient)
+    StorybotError                    every error we raise on purpose; its message is safe to show
+    ├── ConfigError                  bad setting or environment variable (the CLI exits 2)
+    ├── UserInputError               bad prompt, option, attachment... (shown to the user as is)
+    │   ├── UnknownModelError        a model key the registry does not know
+    │   ├── LimitExceeded            a quota or the server's settings stop the request
+    │   └── ActionRefused            a button press that changes nothing (.busy: being made already)
+    ├── ModelUnavailableError        no model in the chain can do the job right now (.retry_after)
+    ├── DeliveryBlocked              the bot may not post where a story goes (a permission it lacks)
+    ├── StorageError                 database problems (locked too long, cannot open...)
+    │   ├── SchemaTooNewError        the file was written by a newer storybot
+    │   ├── DatabaseDamaged          the file is corrupt: every command refuses it
+    │   ├── DatabaseMissing          no file at DATABASE_PATH where one must exist
+    │   └── BadJobRow                a jobs row that cannot be read (.salvaged: what could be)
+    ├── MediaError (ValueError)      a media file does not decode, is cut short, cannot be made to fit
+    │   └── ImageTooLarge            an image declares more pixels than allowed
+    ├── MediaWriteError              a media file could not be written (disk full...); nothing half-written
+    └── ProviderError                one failed provider call, with .kind (ErrorKind)
+        ├── UnusableAnswer           the provider answered with something that cannot be used (transient)
+        └── ProviderTimeout          the call did not finish within its deadline (transient)
+
+    Terminated                       a one-shot CLI command stopped by a signal (exits 143); not ours to show
+    IllegalTransition (ValueError)   a state change the domain's tables forbid: a bug, never a user's doing
+
+The jobs' control-flow signals (Reschedule, PermanentFailure, LeaseLost) are not errors and live with
+the handler contract in bot/jobs/contract.py.
 """
 
 from __future__ import annotations
 
 import errno
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.domain import GenerationJob  # an annotation only: bot.domain imports this module
 
 
 class ErrorKind(StrEnum):
@@ -68,12 +87,29 @@ class UnknownModelError(UserInputError):
     pass
 
 
+class LimitExceeded(UserInputError):
+    """A limit stops this request; the message names the limit and when it resets."""
+
+
+class ActionRefused(UserInputError):
+    """A button press that changes nothing: not allowed, not possible now, or (``busy``) being made already."""
+
+    def __init__(self, message: str, *, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy
+
+
 class ModelUnavailableError(StorybotError):
     """No model that can do this job is usable now."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DeliveryBlocked(StorybotError):
+    """A publisher may not post a delivery where it goes, and retrying soon cannot help (a missing
+    permission). The message says what is missing, in plain words; the delivery is parked, not failed."""
 
 
 class StorageError(StorybotError):
@@ -84,9 +120,50 @@ class SchemaTooNewError(StorageError):
     pass
 
 
-class DeliveryBlocked(StorybotError):
-    """A publisher may not post a delivery where it goes, and retrying soon cannot help (a missing
-    permission). The message says what is missing, in plain words; the delivery is parked, not failed."""
+RESTORE_HINT = "restore a backup, or move the file away to start afresh"
+
+
+class DatabaseDamaged(StorageError):
+    """The database file is corrupt: every command refuses it with one line instead of half-working."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the database at DATABASE_PATH is damaged ({reason}); run `storybot db check`, then "
+                         f"{RESTORE_HINT}")  # fmt: skip
+        self.reason = reason
+
+
+class DatabaseMissing(StorageError):
+    """There is no database file where DATABASE_PATH points, and the command must not create one."""
+
+
+class BadJobRow(StorageError):
+    """A jobs row that cannot become a GenerationJob (a payload that is not JSON, an unknown kind...).
+
+    ``salvaged`` is the same job with its unreadable JSON columns at their defaults, when that much
+    can be read (its kind is known), so a give-up hook can still mark what it was making as failed.
+    """
+
+    def __init__(self, job_id: str, reason: str, salvaged: GenerationJob | None) -> None:
+        super().__init__(f"job {job_id}: its row cannot be read ({reason})")
+        self.job_id = job_id
+        self.reason = reason
+        self.salvaged = salvaged
+
+
+class MediaError(StorybotError, ValueError):
+    """A media file is not what it should be: it does not decode, is truncated, or cannot be made to fit."""
+
+
+class ImageTooLarge(MediaError):
+    """An image declares more pixels than allowed (found from its header, before anything was decoded)."""
+
+
+class MediaWriteError(StorybotError):
+    """Writing a media file failed (disk full, permissions...); nothing was left at the final path."""
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 class ProviderError(StorybotError):
@@ -183,3 +260,7 @@ def plain_words(exc: BaseException) -> str:
 
 class Terminated(Exception):
     """A one-shot command was stopped by a signal before it finished (the CLI exits 143)."""
+
+
+class IllegalTransition(ValueError):
+    """A state change that the transition table does not allow."""

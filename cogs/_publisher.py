@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.domain import ImageStatus, Scene, Story, StoryStatus, VideoStatus
-from bot.errors import DeliveryBlocked
+from bot.errors import DeliveryBlocked, MediaError
 from bot.jobs import Reschedule
 from bot.media.fit import fit_to_upload_limit
-from bot.media.store import MediaError
 from bot.publish.protocol import Delivery
 from bot.services.progress import progress_of
 from cogs._render import clip, scene_caption, shown, story_label, storyboard_embed

@@ -18,9 +18,8 @@ import discord
 from discord import app_commands
 
 from bot.domain import ImageStatus, Scene, Story, StoryStatus, VideoStatus
-from bot.errors import UserInputError
+from bot.errors import MediaError, UserInputError
 from bot.media.fit import fit_to_upload_limit
-from bot.media.store import MediaError
 from bot.services.library import PAGE_SIZE, Library, StoryPage
 from cogs._publisher import NO_MENTIONS
 from cogs._render import (

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.errors import SchemaTooNewError, StorageError
+from bot.errors import DatabaseDamaged, DatabaseMissing, SchemaTooNewError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -66,25 +66,11 @@ def _try_open(path: str, create: bool) -> None:
 
 # What SQLite says when the file itself is broken (as opposed to busy, locked or unwritable).
 _DAMAGED_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
-RESTORE_HINT = "restore a backup, or move the file away to start afresh"
 
 
 def is_damaged(exc: sqlite3.Error) -> bool:
     """Whether ``exc`` says the database file is corrupt or not a database at all."""
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _DAMAGED_CODES
-
-
-class DatabaseDamaged(StorageError):
-    """The database file is corrupt: every command refuses it with one line instead of half-working."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"the database at DATABASE_PATH is damaged ({reason}); run `storybot db check`, then "
-                         f"{RESTORE_HINT}")  # fmt: skip
-        self.reason = reason
-
-
-class DatabaseMissing(StorageError):
-    """There is no database file where DATABASE_PATH points, and the command must not create one."""
 
 
 def _identity(path: str) -> tuple[int, int] | None:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain import GenerationJob
+from bot.errors import BadJobRow
 from storage.db import Conn, Database, Row, Target, fetch_all, fetch_one
-from storage.jobs import BadJobRow, _changed, _job, _writing
+from storage.jobs import _changed, _job, _writing
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.domain import GenerationJob, JobStatus
-from bot.errors import StorageError
+from bot.errors import BadJobRow
 from storage.db import Conn, Database, Row, Target, dumps, fetch_all, fetch_one, loads
 
 log = logging.getLogger(__name__)
@@ -42,20 +42,6 @@ _COLUMNS = (
 )
 # Columns stored as JSON, with the value a NULL stands for.
 _JSON_COLUMNS: dict[str, Any] = {"payload": {}, "composition_settings": {}, "generation_warnings": [], "result": None}
-
-
-class BadJobRow(StorageError):
-    """A jobs row that cannot become a GenerationJob (a payload that is not JSON, an unknown kind...).
-
-    ``salvaged`` is the same job with its unreadable JSON columns at their defaults, when that much
-    can be read (its kind is known), so a give-up hook can still mark what it was making as failed.
-    """
-
-    def __init__(self, job_id: str, reason: str, salvaged: GenerationJob | None) -> None:
-        super().__init__(f"job {job_id}: its row cannot be read ({reason})")
-        self.job_id = job_id
-        self.reason = reason
-        self.salvaged = salvaged
 
 
 def _validate(data: dict[str, Any]) -> GenerationJob:

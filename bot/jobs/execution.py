@@ -15,7 +15,7 @@ import random
 from collections.abc import Awaitable, Mapping
 
 from bot.domain import GenerationJob, JobKind, JobStatus
-from bot.errors import StorageError, StorybotError, plain_words
+from bot.errors import BadJobRow, StorageError, StorybotError, plain_words
 from bot.jobs.bookkeeping import job_tag
 from bot.jobs.contract import (
     Handler,
@@ -28,7 +28,6 @@ from bot.jobs.contract import (
 )
 from bot.jobs.maintenance import QueueMaintenance
 from bot.settings import redact
-from storage.jobs import BadJobRow
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,12 @@ from collections.abc import Mapping
 
 from bot.clock import Clock, SystemClock
 from bot.domain import GenerationJob, JobKind, JobStatus
-from bot.errors import StorageError
+from bot.errors import BadJobRow, StorageError
 from bot.jobs.bookkeeping import SlotLedger, WorkerStats, job_tag
 from bot.jobs.contract import GiveUpHook, Handler, run_to_completion
 from bot.jobs.execution import JobExecution
 from bot.jobs.maintenance import LIVE_LEDGERS, LIVE_OWNERS, make_owner
 from bot.jobs.queue import JobQueue
-from storage.jobs import BadJobRow
 
 log = logging.getLogger(__name__)
 

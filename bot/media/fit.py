@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 import av
 
+from bot.errors import MediaError
 from bot.media.probe import probe_video
-from bot.media.store import MediaError, fsync_and_replace, temp_path_for
+from bot.media.store import fsync_and_replace, temp_path_for
 
 if TYPE_CHECKING:
     from av.container import OutputContainer

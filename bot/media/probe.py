@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import av
 from PIL import Image, UnidentifiedImageError
 
-from bot.media.store import ImageTooLarge, MediaError
+from bot.errors import ImageTooLarge, MediaError
 
 if TYPE_CHECKING:
     from bot.settings import Settings

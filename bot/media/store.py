@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import StorybotError
+from bot.errors import MediaError, MediaWriteError
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +38,6 @@ DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 # This process among any that ever had its pid (a restarted container's bot often gets the same one).
 _PROCESS_TOKEN = secrets.token_hex(3)
 _WRITER = re.compile(r"\.(?P<pid>\d+)-(?P<token>[0-9a-f]{6})\.")
-
-
-class MediaError(StorybotError, ValueError):
-    """A media file is not what it should be: it does not decode, is truncated, or cannot be made to fit."""
-
-
-class ImageTooLarge(MediaError):
-    """An image declares more pixels than allowed (found from its header, before anything was decoded)."""
-
-
-class MediaWriteError(StorybotError):
-    """Writing a media file failed (disk full, permissions...); nothing was left at the final path."""
-
-    def __init__(self, message: str, *, errno: int | None = None) -> None:
-        super().__init__(message)
-        self.errno = errno
 
 
 @dataclass(frozen=True, slots=True)

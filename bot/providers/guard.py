@@ -24,9 +24,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.errors import ErrorKind, ProviderError, ProviderTimeout, UnusableAnswer
+from bot.errors import ErrorKind, MediaError, ProviderError, ProviderTimeout, UnusableAnswer
 from bot.media.probe import PICTURE_FORMATS, MediaLimits, check_clip, check_picture, off_loop
-from bot.media.store import MediaError
 from bot.providers.base import ImageRequest, ImageResult, StoryDraft, StoryRequest, VideoPoll, VideoRequest
 from bot.providers.story_prompt import check_draft
 

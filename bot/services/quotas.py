@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.domain import GuildConfig
-from bot.errors import UserInputError
+from bot.errors import LimitExceeded
 from bot.settings import Settings
 from storage import guilds
 from storage import stories as story_rows
@@ -23,10 +23,6 @@ from storage.db import Conn, Database, Target
 
 if TYPE_CHECKING:
     from bot.domain import Story
-
-
-class LimitExceeded(UserInputError):
-    """A limit stops this request; the message names the limit and when it resets."""
 
 
 @dataclass(frozen=True)

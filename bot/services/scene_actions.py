@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.domain import ImageStatus, JobKind, Scene, Story, StoryStatus, VideoStatus, new_id
 from bot.clock import Clock
+from bot.domain import ImageStatus, JobKind, Scene, Story, StoryStatus, VideoStatus, new_id
+from bot.errors import ActionRefused, LimitExceeded
 from bot.pipeline.story_jobs import StoryJobs
-from bot.services.quotas import LimitExceeded, Quotas
+from bot.services.quotas import Quotas
 from storage import deliveries
 from storage import scenes as scene_rows
 from storage import stories as story_rows
@@ -43,12 +44,6 @@ class Outcome:
     @property
     def queued(self) -> bool:
         return self.verdict is Verdict.QUEUED
-
-
-class _Stop(Exception):
-    def __init__(self, verdict: Verdict, text: str) -> None:
-        super().__init__(text)
-        self.outcome = Outcome(verdict, text)
 
 
 @dataclass(frozen=True)
@@ -79,8 +74,8 @@ class SceneActions:
                 job = await self.jobs.enqueue(
                     conn, JobKind.RENDER_VIDEO, story, f"video:{scene.id}:retry:{new_id()}", scene_id=scene.id
                 )
-        except _Stop as stop:
-            return stop.outcome
+        except ActionRefused as stop:
+            return Outcome(Verdict.BUSY if stop.busy else Verdict.REFUSED, str(stop))
         except LimitExceeded as exc:
             return Outcome(Verdict.REFUSED, f"the clip cannot be retried: {exc}")
         text = f"retrying scene {scene.index + 1}'s clip; it will appear here when it is ready"
@@ -101,8 +96,8 @@ class SceneActions:
                     conn, JobKind.RENDER_IMAGE, story, f"image:{scene.id}:redraw:{new_id()}",
                     scene_id=scene.id, redraw=True,
                 )  # fmt: skip
-        except _Stop as stop:
-            return stop.outcome
+        except ActionRefused as stop:
+            return Outcome(Verdict.BUSY if stop.busy else Verdict.REFUSED, str(stop))
         except LimitExceeded as exc:
             return Outcome(Verdict.REFUSED, f"the picture cannot be redrawn: {exc}")
         text = f"redrawing scene {scene.index + 1}'s picture; it will appear here when it is ready"
@@ -134,42 +129,44 @@ class SceneActions:
     async def _load(self, conn: Conn, scene_id: str, presser: _Presser, what: str) -> tuple[Story, Scene]:
         """The scene and its story, if this presser may act on them from where they pressed."""
         if not SCENE_ID.fullmatch(scene_id):
-            raise _Stop(Verdict.REFUSED, "this button was not made by storybot; nothing was changed")
+            raise ActionRefused("this button was not made by storybot; nothing was changed")
         scene = await scene_rows.get(conn, scene_id)
         story = await story_rows.get(conn, scene.story_id) if scene is not None else None
         if scene is None or story is None:
-            raise _Stop(Verdict.REFUSED, "this scene no longer exists (its story was deleted); nothing was changed")
+            raise ActionRefused("this scene no longer exists (its story was deleted); nothing was changed")
         if story.guild_id is None or story.guild_id != presser.guild_id:
-            raise _Stop(Verdict.REFUSED, "this button belongs to a story in another server; nothing was changed")
+            raise ActionRefused("this button belongs to a story in another server; nothing was changed")
         if story.owner_id != presser.user_id and not presser.can_manage:
-            raise _Stop(Verdict.REFUSED, f"only the story's owner or a member with Manage Messages can {what}")
+            raise ActionRefused(f"only the story's owner or a member with Manage Messages can {what}")
         if story.status is StoryStatus.CANCELLED:
-            raise _Stop(Verdict.REFUSED, "this story was cancelled; nothing was changed")
+            raise ActionRefused("this story was cancelled; nothing was changed")
         return story, scene
 
 
 def _check_retry(story: Story, scene: Scene) -> None:
     number = scene.index + 1
     if not story.video_mode:
-        raise _Stop(Verdict.REFUSED, "this story has no clips; nothing was changed")
+        raise ActionRefused("this story has no clips; nothing was changed")
     if scene.video_status in IN_FLIGHT_VIDEO:
-        raise _Stop(Verdict.BUSY, f"scene {number}'s clip is already being made; it will appear here when ready")
+        raise ActionRefused(f"scene {number}'s clip is already being made; it will appear here when ready", busy=True)
     if scene.image_status in IN_FLIGHT_IMAGE:
-        raise _Stop(Verdict.BUSY, f"scene {number}'s picture is being redrawn; a new clip follows it")
+        raise ActionRefused(f"scene {number}'s picture is being redrawn; a new clip follows it", busy=True)
     if scene.image_status is not ImageStatus.COMPLETE or not scene.image_path:
-        raise _Stop(Verdict.REFUSED, f"scene {number} has no picture to animate; redraw the picture first")
+        raise ActionRefused(f"scene {number} has no picture to animate; redraw the picture first")
     if scene.video_status is VideoStatus.COMPLETE:
-        raise _Stop(Verdict.REFUSED, f"scene {number}'s clip is already done; nothing was changed")
+        raise ActionRefused(f"scene {number}'s clip is already done; nothing was changed")
     if scene.video_status is not VideoStatus.FAILED:
-        raise _Stop(Verdict.REFUSED, f"scene {number} has no clip to retry; nothing was changed")
+        raise ActionRefused(f"scene {number} has no clip to retry; nothing was changed")
 
 
 def _check_redraw(story: Story, scene: Scene) -> None:
     number = scene.index + 1
     if scene.image_status in IN_FLIGHT_IMAGE:
-        raise _Stop(Verdict.BUSY, f"scene {number}'s picture is already being drawn; it will appear here when ready")
+        raise ActionRefused(
+            f"scene {number}'s picture is already being drawn; it will appear here when ready", busy=True
+        )
     if story.video_mode and scene.video_status in IN_FLIGHT_VIDEO:
-        raise _Stop(Verdict.BUSY, f"scene {number}'s clip is still being made; redraw the picture once it is done")
+        raise ActionRefused(f"scene {number}'s clip is still being made; redraw the picture once it is done", busy=True)
 
 
 async def _reopen(conn: Conn, story: Story, now: float, quotas: Quotas) -> Story:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from bot.clock import Clock
 from bot.domain import GuildConfig, JobKind, Modality, Story
-from bot.errors import UserInputError
+from bot.errors import ImageTooLarge, MediaError, UserInputError
 from bot.jobs import JobQueue
 from bot.media.probe import MAX_PICTURE_MEGAPIXELS, PICTURE_FORMATS, MediaLimits, decode_picture, off_loop
-from bot.media.store import ImageTooLarge, MediaError, MediaStore
+from bot.media.store import MediaStore
 from bot.routing.catalog import LOCAL_MODELS
 from bot.routing.registry import Registry
 from bot.services.quotas import Quotas

@@ -11,12 +11,12 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.domain import GuildConfig, Modality, ModalityRoute, StoryStatus
-from bot.errors import UserInputError
+from bot.errors import LimitExceeded, UserInputError
 from bot.pipeline.flow import routing_for
 from bot.publish.storybook import OfflinePublisher
 from bot.runtime import Runtime
 from bot.services.guild_config import GuildSettings
-from bot.services.quotas import LimitExceeded, utc_day
+from bot.services.quotas import utc_day
 from bot.services.stories import StoryOptions
 from bot.settings import load_settings
 from storage import guilds

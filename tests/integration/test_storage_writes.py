@@ -9,17 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FakeClock
-from bot.domain import (
-    AssetKind,
-    AssetStatus,
-    IllegalTransition,
-    ImageStatus,
-    JobKind,
-    MediaAsset,
-    Scene,
-    VideoStatus,
-)
-from bot.errors import StorageError
+from bot.domain import AssetKind, AssetStatus, ImageStatus, JobKind, MediaAsset, Scene, VideoStatus
+from bot.errors import IllegalTransition, StorageError
 from bot.jobs import JobQueue
 from storage import assets, scenes
 from storage.db import Database

@@ -16,7 +16,6 @@ from bot.domain import (
     AssetKind,
     AssetStatus,
     GenerationJob,
-    IllegalTransition,
     ImageStatus,
     JobKind,
     MediaAsset,
@@ -28,6 +27,7 @@ from bot.domain import (
     check_transition,
     new_id,
 )
+from bot.errors import IllegalTransition
 
 NOW = 1_800_000_000.0
 

@@ -13,12 +13,13 @@ import av
 import pytest
 from PIL import Image
 
+from bot.errors import MediaError, MediaWriteError
 from bot.media import fit as media_fit
 from bot.media import probe as media_probe
 from bot.media import store as media
 from bot.media.fit import fit_to_upload_limit
 from bot.media.probe import MediaLimits, check_clip, check_picture, probe_image, probe_video
-from bot.media.store import MediaError, MediaStore, MediaWriteError, sha256_file
+from bot.media.store import MediaStore, sha256_file
 
 STORY = "0123456789abcdef0123456789abcdef"
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.domain import Story
-from bot.services.quotas import LimitExceeded, _enforce, _Quota, story_needs, until_midnight, utc_day
+from bot.errors import LimitExceeded
+from bot.services.quotas import _enforce, _Quota, story_needs, until_midnight, utc_day
 
 
 def at(text: str) -> float:

@@ -26,9 +26,9 @@ from pathlib import Path
 import av
 from PIL import Image, UnidentifiedImageError
 
-from bot.errors import ErrorKind, ProviderError
+from bot.errors import ErrorKind, MediaWriteError, ProviderError
 from bot.media.fit import even, open_h264_output
-from bot.media.store import MediaWriteError, fsync_and_replace, link_or_copy, temp_path_for
+from bot.media.store import fsync_and_replace, link_or_copy, temp_path_for
 from bot.providers.base import VideoPoll, VideoRequest, VideoState
 from bot.providers.local.image import CAPTION_BAND
 
