@@ -47,9 +47,9 @@ def _settings(db: Path) -> Any:
 
 
 def _calls(rows: int, seed: int = 7) -> list[Any]:
+    from bot.domain import CallRecord
     from bot.errors import ErrorKind
     from bot.routing.catalog import BUILTIN_SPECS
-    from bot.routing.router import CallRecord
 
     rng = random.Random(seed)
     specs = [spec for spec in BUILTIN_SPECS if spec.retired_on is None]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.errors import IllegalTransition
+from bot.errors import ErrorKind, IllegalTransition
 
 
 def new_id() -> str:
@@ -229,30 +230,6 @@ class GenerationJob(_Model):
     finished_at: float | None = None
 
 
-class ModelHealth(_Model):
-    model_key: str
-    available: bool
-    state: HealthState
-    last_success: float | None = None
-    last_failure: float | None = None
-    last_error: str | None = None
-    error_count: int = 0
-    consecutive_failures: int = 0
-    breaker_state: str = "closed"
-    breaker_reopen_at: float | None = None
-    cooldown_until: float | None = None
-    last_check: float | None = None
-
-
-class ModelCall(_Model):
-    model_key: str
-    started_at: float
-    latency_ms: float
-    outcome: str  # "success" | "failure"
-    error_kind: str | None = None
-    fallback: bool = False
-
-
 def check_chain(primary: str, fallbacks: Sequence[str]) -> None:
     """A fallback chain names each model once and never repeats its primary (ValueError otherwise)."""
     if primary in fallbacks:
@@ -330,3 +307,52 @@ class GuildConfig(BaseModel):
 
 def default_config(guild_id: int) -> GuildConfig:
     return GuildConfig(guild_id=guild_id)
+
+
+# -- what the health book keeps of each model and each call ------------------------------------------
+
+
+@dataclass
+class ModelHealth:
+    """The model_health row: what the checker and the calls have said about one model (survives restarts)."""
+
+    key: str
+    state: HealthState = HealthState.UP
+    available: bool = True
+    last_success: float | None = None
+    last_failure: float | None = None
+    error_count: int = 0
+    consecutive_failures: int = 0  # failures that count against the model (not content-policy blocks)
+    breaker_state: str = "closed"
+    breaker_reopen_at: float | None = None
+    cooldown_until: float | None = None
+    last_check: float | None = None
+    probe_failed: bool = False  # the last check failed and no call has succeeded since
+    retired: bool = False  # a check (404, shutdown date) or a call said the provider retired it
+    key_rejected: bool = False  # a check was refused the API key
+    last_error: str | None = None  # plain words
+    successor: str | None = None
+    unavailable_since: float | None = None
+
+
+@dataclass
+class Bucket:
+    """Calls of one model in one 5-minute bucket (the model_call_buckets row)."""
+
+    model_key: str
+    bucket_start: float
+    calls: int = 0
+    successes: int = 0
+    fallbacks: int = 0
+    max_latency_ms: float = 0.0
+    latency_hist: dict[int, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    model_key: str
+    started_at: float
+    latency_ms: float
+    error_kind: ErrorKind | None
+    fallback: bool

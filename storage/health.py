@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from bot.health.histogram import from_json, to_json
-from bot.health.model import Bucket, HealthState, ModelHealth
+from bot.domain import Bucket, CallRecord, HealthState, ModelHealth
 from storage.db import Conn, Row, Target, dumps, fetch_all, fetch_one
 
 _HEALTH_COLUMNS = (
@@ -20,8 +18,14 @@ _BOOLEANS = ("available", "probe_failed", "retired", "key_rejected")
 _BUCKET_COLUMNS = "model_key, bucket_start, calls, successes, fallbacks, max_latency_ms, latency_hist, errors"
 WATERMARK = "aggregated_call_id"
 
-if TYPE_CHECKING:
-    from bot.routing.router import CallRecord
+
+def histogram_to_json(histogram: Mapping[int, int]) -> dict[str, int]:
+    """A latency histogram (bin -> count, bot/health/histogram.py) as stored: JSON keys are strings."""
+    return {str(index): count for index, count in sorted(histogram.items()) if count}
+
+
+def histogram_from_json(data: Mapping[str, int]) -> dict[int, int]:
+    return {int(index): int(count) for index, count in data.items()}
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def _bucket(row: Row) -> Bucket:
         successes=row["successes"],
         fallbacks=row["fallbacks"],
         max_latency_ms=row["max_latency_ms"],
-        latency_hist=from_json(json.loads(row["latency_hist"])),
+        latency_hist=histogram_from_json(json.loads(row["latency_hist"])),
         errors=json.loads(row["errors"]),
     )
 
@@ -169,7 +173,7 @@ async def save_buckets(conn: Conn, buckets: Iterable[Bucket], through_id: int) -
         f"INSERT OR REPLACE INTO model_call_buckets ({_BUCKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (b.model_key, b.bucket_start, b.calls, b.successes, b.fallbacks, b.max_latency_ms,
-             dumps(to_json(b.latency_hist)), dumps(b.errors))
+             dumps(histogram_to_json(b.latency_hist)), dumps(b.errors))
             for b in buckets
         ],
     )  # fmt: skip

@@ -10,12 +10,12 @@ import dataclasses
 from collections.abc import Iterable
 
 from bot.clock import Clock
+from bot.domain import CallRecord, ModelHealth
 from bot.errors import PLAIN_WORDS, ErrorKind
-from bot.health.model import HealthState, ModelHealth, Probe
+from bot.health.model import HealthState, Probe
 from bot.health.rules import RecentCalls, Thresholds, derive_state, is_fault
 from bot.routing.breaker import Breakers, Cooldowns
 from bot.routing.registry import Availability, Registry
-from bot.routing.router import CallRecord
 from storage.health import CallRow
 
 AVAILABLE_STATES = frozenset({HealthState.UP, HealthState.DEGRADED})

@@ -60,11 +60,3 @@ def percentile(histogram: Mapping[int, int], fraction: float) -> float | None:
         if seen >= rank:
             return bin_value(index)
     return bin_value(max(histogram))
-
-
-def to_json(histogram: Mapping[int, int]) -> dict[str, int]:
-    return {str(index): count for index, count in sorted(histogram.items()) if count}
-
-
-def from_json(data: Mapping[str, int]) -> Histogram:
-    return {int(index): int(count) for index, count in data.items()}

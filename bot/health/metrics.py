@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from bot.domain import Bucket
 from bot.health import histogram
-from bot.health.model import WINDOWS_S, Bucket, ChartPoint, WindowStats
+from bot.health.model import WINDOWS_S, ChartPoint, WindowStats
 from storage import health as health_rows
 from storage.db import Database
 from storage.health import CallRow

@@ -13,10 +13,8 @@ from bot.errors import ErrorKind
 
 __all__ = [
     "WINDOWS_S",
-    "Bucket",
     "ChartPoint",
     "HealthState",
-    "ModelHealth",
     "ModelStatus",
     "Probe",
     "StatusReport",
@@ -88,43 +86,6 @@ class ModelStatus:
     breaker: str = "closed"  # closed | half_open | open
     successor: str | None = None  # for a retired model
     unavailable_since: float | None = None  # when it last stopped being available (None while available)
-
-
-@dataclass
-class ModelHealth:
-    """The model_health row: what the checker and the calls have said about one model (survives restarts)."""
-
-    key: str
-    state: HealthState = HealthState.UP
-    available: bool = True
-    last_success: float | None = None
-    last_failure: float | None = None
-    error_count: int = 0
-    consecutive_failures: int = 0  # failures that count against the model (not content-policy blocks)
-    breaker_state: str = "closed"
-    breaker_reopen_at: float | None = None
-    cooldown_until: float | None = None
-    last_check: float | None = None
-    probe_failed: bool = False  # the last check failed and no call has succeeded since
-    retired: bool = False  # a check (404, shutdown date) or a call said the provider retired it
-    key_rejected: bool = False  # a check was refused the API key
-    last_error: str | None = None  # plain words
-    successor: str | None = None
-    unavailable_since: float | None = None
-
-
-@dataclass
-class Bucket:
-    """Calls of one model in one 5-minute bucket (the model_call_buckets row)."""
-
-    model_key: str
-    bucket_start: float
-    calls: int = 0
-    successes: int = 0
-    fallbacks: int = 0
-    max_latency_ms: float = 0.0
-    latency_hist: dict[int, int] = field(default_factory=dict)
-    errors: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import logging
 import sqlite3
 
 from bot.clock import Clock
+from bot.domain import CallRecord
 from bot.errors import StorageError
 from bot.health.book import HealthBook
-from bot.routing.router import CallRecord
 from storage import health as health_rows
 from storage.db import Database
 

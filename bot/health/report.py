@@ -7,11 +7,11 @@ import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from bot.domain import Modality, RoutingConfig
+from bot.domain import Modality, ModelHealth, RoutingConfig
 from bot.errors import StorageError
 from bot.health.book import HealthBook
 from bot.health.metrics import CallHistory, load_history
-from bot.health.model import ModelHealth, ModelStatus, StatusReport, WindowStats
+from bot.health.model import ModelStatus, StatusReport, WindowStats
 from bot.jobs import JobQueue
 from bot.routing.registry import ModelSpec, Registry
 from storage.db import Database

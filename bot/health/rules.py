@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from bot.domain import ModelHealth
 from bot.errors import ErrorKind
-from bot.health.model import HealthState, ModelHealth
+from bot.health.model import HealthState
 from bot.routing.registry import Availability
 from bot.settings import Settings
 

@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from bot.clock import Clock
-from bot.domain import Modality, RoutingConfig
+from bot.domain import CallRecord, Modality, RoutingConfig
 from bot.errors import ErrorKind, ModelUnavailableError, ProviderError
 from bot.routing.breaker import Breakers, Cooldowns
 from bot.routing.catalog import LOCAL_MODELS
@@ -52,15 +52,6 @@ class Routed(Generic[T]):
     @property
     def fallback(self) -> bool:
         return self.model_used != self.model_requested
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    model_key: str
-    started_at: float
-    latency_ms: float
-    error_kind: ErrorKind | None
-    fallback: bool
 
 
 CallListener = Callable[[CallRecord], None]

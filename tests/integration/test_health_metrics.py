@@ -7,6 +7,7 @@ import math
 import pytest
 
 from bot.clock import FakeClock
+from bot.domain import CallRecord
 from bot.errors import ErrorKind
 from bot.health import metrics
 from bot.health.book import HealthBook
@@ -17,7 +18,6 @@ from bot.health.recorder import CallRecorder
 from bot.health.rules import Thresholds
 from bot.routing.catalog import BUILTIN_ALIASES, BUILTIN_SPECS
 from bot.routing.registry import Registry
-from bot.routing.router import CallRecord
 from storage import health as health_rows
 from storage.db import Database
 

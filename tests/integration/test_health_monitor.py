@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 
 from bot.clock import FakeClock
-from bot.domain import Modality, RoutingConfig
+from bot.domain import CallRecord, Modality, RoutingConfig
 from bot.errors import ErrorKind, ProviderError
 from bot.health.alerts import Alert
 from bot.health.model import HealthState, Probe
 from bot.routing.registry import ModelSpec
-from bot.routing.router import CallRecord
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from storage import health as health_rows

@@ -9,6 +9,7 @@ import pytest
 
 from bot.health import histogram
 from bot.health.histogram import GROWTH, MAX_BIN, bin_of, bin_value, percentile
+from storage.health import histogram_from_json, histogram_to_json
 
 HALF_BIN = math.sqrt(GROWTH) - 1  # a bin's middle is at most this far (relative) from any value in it
 
@@ -64,4 +65,4 @@ def test_merging_two_halves_equals_the_whole_and_survives_json() -> None:
     whole = histogram.of(values)
     merged = histogram.merge(histogram.of(values[:150]), histogram.of(values[150:]))
     assert merged == whole
-    assert histogram.from_json(histogram.to_json(whole)) == whole
+    assert histogram_from_json(histogram_to_json(whole)) == whole

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from bot.clock import FakeClock
-from bot.domain import Modality
+from bot.domain import CallRecord, Modality
 from bot.errors import ErrorKind
 from bot.health.book import HealthBook
 from bot.health.model import HealthState, Probe
@@ -15,7 +15,7 @@ from bot.health.rules import Thresholds
 from bot.routing.breaker import Breakers
 from bot.routing.catalog import BUILTIN_ALIASES, BUILTIN_SPECS
 from bot.routing.registry import Registry
-from bot.routing.router import CallRecord, ModelRouter
+from bot.routing.router import ModelRouter
 from bot.settings import load_settings
 
 MODEL = "gpt-image-1.5"
