@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import tempfile
 import time
@@ -104,7 +105,7 @@ async def _scenario(rtt_s: float, folder: Path) -> dict[str, Any]:
         now = time.time()
 
         async def cycle() -> None:
-            probes = await probe_many(providers, specs, now, concurrency=CONCURRENCY)
+            probes = await probe_many(functools.partial(probe, providers), specs, now, concurrency=CONCURRENCY)
             if not all(result.ok for result in probes):
                 raise SystemExit(f"a probe failed: {[p.detail for p in probes if not p.ok]}")
 

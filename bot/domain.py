@@ -246,7 +246,6 @@ class RoutingConfig(_Model):
     max_retries: int = Field(default=3, ge=1, le=10)
     retry_delay_ms: int = Field(default=1000, ge=100, le=10_000)
     model_availability_check: bool = True
-    availability_cache_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _chain_is_sane(self) -> RoutingConfig:

@@ -71,10 +71,6 @@ class HealthBook:
             return Availability(False, "the provider refused its API key", HealthState.UNCONFIGURED)
         return None
 
-    def slowest_recent_ms(self, key: str) -> float:
-        recent = self._recent.get(key)
-        return recent.stats(self.clock.now()).slowest_ms if recent else 0.0
-
     # writing ---------------------------------------------------------------------------------------------------
 
     def load(self, entries: Iterable[ModelHealth], recent_calls: Iterable[CallRow] = ()) -> None:

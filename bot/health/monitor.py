@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from bot.clock import Clock
 from bot.errors import PLAIN_WORDS, ErrorKind, ProviderError
@@ -19,6 +19,7 @@ from bot.health import metrics
 from bot.health.alerts import AlertManager, LoggingNotifier, Notifier, primary_models
 from bot.health.book import HealthBook
 from bot.health.model import HealthState, Probe, StatusReport
+from bot.health.probes import Prober, probe_many
 from bot.health.recorder import CallRecorder
 from bot.health.report import build_report
 from bot.health.rules import RECENT_S, Thresholds
@@ -30,9 +31,6 @@ from storage import health as health_rows
 from storage.db import Database
 
 log = logging.getLogger(__name__)
-
-Prober = Callable[[ModelSpec, float], Awaitable[Probe]]
-PROBE_CONCURRENCY = 8
 
 
 class HealthMonitor:
@@ -102,13 +100,7 @@ class HealthMonitor:
             return 0
         now = self.clock.now()
         due = [spec for spec in self.probe_targets() if not self._fresh(spec.key, now)]
-        gate = asyncio.Semaphore(PROBE_CONCURRENCY)
-
-        async def one(spec: ModelSpec) -> Probe:
-            async with gate:
-                return await self._probe(spec, now)
-
-        for probe in await asyncio.gather(*(one(spec) for spec in due)):
+        for probe in await probe_many(self._probe, due, now):
             self.book.on_probe(probe)
         self.probes_sent += len(due)
         return len(due)

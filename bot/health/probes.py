@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime
 
 from bot.errors import PLAIN_WORDS, ErrorKind, ProviderError
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # A listing answers in well under a second; a probe that waits longer says more by failing.
 PROBE_TIMEOUT_S = 10.0
 PROBE_CONCURRENCY = 8
+
+Prober = Callable[[ModelSpec, float], Awaitable[Probe]]
 
 
 async def probe(providers: ProviderSet, spec: ModelSpec, now: float, *, timeout_s: float = PROBE_TIMEOUT_S) -> Probe:
@@ -55,19 +57,14 @@ async def probe(providers: ProviderSet, spec: ModelSpec, now: float, *, timeout_
 
 
 async def probe_many(
-    providers: ProviderSet,
-    specs: Iterable[ModelSpec],
-    now: float,
-    *,
-    concurrency: int = PROBE_CONCURRENCY,
-    timeout_s: float = PROBE_TIMEOUT_S,
+    prober: Prober, specs: Iterable[ModelSpec], now: float, *, concurrency: int = PROBE_CONCURRENCY
 ) -> list[Probe]:
     """Probe every spec, at most ``concurrency`` at a time; the probes come back in the order given."""
     gate = asyncio.Semaphore(max(concurrency, 1))
 
     async def one(spec: ModelSpec) -> Probe:
         async with gate:
-            return await probe(providers, spec, now, timeout_s=timeout_s)
+            return await prober(spec, now)
 
     return list(await asyncio.gather(*(one(spec) for spec in specs)))
 

@@ -6,14 +6,6 @@ from dataclasses import dataclass
 
 from bot.domain import ImageStatus, Scene, Story, StoryStatus, VideoStatus
 
-SCENE_STAGE_LABELS = {
-    "waiting": "waiting",
-    "drawing": "drawing",
-    "animating": "animating",
-    "done": "done",
-    "failed": "failed",
-}
-
 
 def scene_stage(story: Story, scene: Scene) -> str:
     if scene.image_status is ImageStatus.FAILED:

@@ -121,10 +121,6 @@ class StoryService:
                 return key
         return LOCAL_MODELS[modality]
 
-    def check_reference(self, data: bytes) -> str:
-        """Validate a reference image; return its file extension. Raises UserInputError. Blocking (decodes)."""
-        return _ext_or_raise(self.judge_reference(data))
-
     def judge_reference(self, data: bytes) -> ReferenceVerdict:
         """Size, pixel cap, a full decode and the format, as a verdict. Blocking (decodes)."""
         limit = self.settings.max_reference_bytes

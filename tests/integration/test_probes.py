@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -244,7 +245,9 @@ async def test_probe_many_keeps_the_order_and_sends_one_request_per_remote_model
     fake.retire("grok-4-fast")
     fake.script("google.models.get", [Fault.server_error(503)])
 
-    results = await probe_many(providers, [_spec(providers, key) for key in keys], NOW, concurrency=3)
+    results = await probe_many(
+        functools.partial(probe, providers), [_spec(providers, key) for key in keys], NOW, concurrency=3
+    )
 
     assert [r.model_key for r in results] == keys
     assert [r.ok for r in results] == [True, True, False, True, True, True, False, True]

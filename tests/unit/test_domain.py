@@ -122,7 +122,6 @@ def test_routing_config_defaults_and_chain() -> None:
     assert config.chain == ["gpt-image-1.5", "grok-imagine-image", "local-sketch"]
     assert (config.max_retries, config.retry_delay_ms) == (3, 1000)
     assert config.model_availability_check is True
-    assert config.availability_cache_s == 30.0
     assert RoutingConfig(primary_model="local-sketch").chain == ["local-sketch"]
 
 
@@ -143,7 +142,6 @@ def test_routing_config_rejects_a_repeated_fallback() -> None:
         ("max_retries", 11, 10),
         ("retry_delay_ms", 99, 100),
         ("retry_delay_ms", 10_001, 10_000),
-        ("availability_cache_s", 0, 0.5),
     ],
 )
 def test_routing_config_ranges(field: str, bad: float, good: float) -> None:
