@@ -158,23 +158,6 @@ def atomic_write_text(final: Path, text: str) -> None:
     fsync_and_replace(temp, final)
 
 
-def move_file(source: Path, dest: Path) -> None:
-    """Rename ``source`` to ``dest``, copying when they sit on different filesystems."""
-    try:
-        os.replace(source, dest)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        try:
-            shutil.copyfile(source, dest)
-            with dest.open("rb") as handle:
-                os.fsync(handle.fileno())
-        except OSError:
-            dest.unlink(missing_ok=True)
-            raise
-        source.unlink()
-
-
 class MediaStore:
     """Media files under ``root/<story_id>/<uuid>.<ext>``."""
 
@@ -237,7 +220,3 @@ class MediaStore:
         """Remove ``.part`` files older than ``older_than_s``, or (given ``alive``) whose writer has ended,
         under the store; returns how many. Blocking."""
         return sweep_partials(self.root, "*/.*.part", older_than_s, now, alive=alive)
-
-    def delete_story(self, story_id: str) -> None:
-        """Remove every file of one story. Blocking."""
-        shutil.rmtree(self.story_dir(story_id), ignore_errors=True)

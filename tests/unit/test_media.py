@@ -161,29 +161,6 @@ def test_sweep_removes_the_partials_of_writers_that_ended_whatever_their_age(tmp
     assert store.sweep_partials(3600) == 0  # without ``alive``, the age rule alone
 
 
-def test_delete_story_removes_only_that_story(tmp_path: Path) -> None:
-    store = MediaStore(tmp_path)
-    other = "f" * 32
-    store.path_for(STORY, "png").write_bytes(b"a")
-    kept = store.path_for(other, "png")
-    kept.write_bytes(b"b")
-    store.delete_story(STORY)
-    assert files_under(tmp_path) == [kept]
-    store.delete_story(STORY)  # deleting twice is fine
-
-
-def test_move_file_copies_across_filesystems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    source, dest = tmp_path / "a.mp4", tmp_path / "b.mp4"
-    source.write_bytes(b"clip")
-
-    def cross_device(src: object, dst: object) -> None:
-        raise OSError(errno.EXDEV, "Invalid cross-device link")
-
-    monkeypatch.setattr(media.os, "replace", cross_device)
-    media.move_file(source, dest)
-    assert dest.read_bytes() == b"clip" and not source.exists()
-
-
 def test_sha256_file_streams_large_files(tmp_path: Path) -> None:
     data = os.urandom(media.CHUNK_BYTES * 2 + 123)
     path = tmp_path / "big.bin"

@@ -491,12 +491,3 @@ def draw_caption(image: Image.Image, text: str) -> None:
         draw.text((margin, y), line, font=font, fill=(255, 255, 250, 255))
         y += line_height
     image.paste(Image.alpha_composite(region, layer).convert("RGB"), (0, height - band))
-
-
-def hero_box_for(request: ImageRequest) -> tuple[int, int, int, int]:
-    """Where ``request``'s hero is drawn (before the style's finish), for tests and framing."""
-    size = ASPECT_SIZES.get(request.aspect_ratio, ASPECT_SIZES[DEFAULT_ASPECT])
-    digest = hashlib.sha256(f"{request.seed}\x1f{request.prompt}".encode("utf-8", "surrogatepass")).digest()
-    plan = plan_scene(request.prompt, request.scene_text)
-    _, layout = compose(plan, size, random.Random(int.from_bytes(digest[:16], "big")), style_for(plan.style))
-    return layout.hero_box

@@ -41,7 +41,6 @@ STYLE_WORDS: dict[str, tuple[str, ...]] = {
     "storybook": ("storybook", "picture book", "picture-book", "children's", "childrens", "cartoon", "illustration",
                   "whimsical", "cute", "warm", "cozy", "cosy", "classic", "fairy tale", "fairytale", "default"),
 }  # fmt: skip
-STYLES = tuple(STYLE_WORDS)
 _PATTERNS = [
     (re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])", re.IGNORECASE), style, word)
     for style, words in STYLE_WORDS.items()
