@@ -138,7 +138,7 @@ async def _pipeline(url: str, root: Path, stories: int, scenes: int, poll_s: flo
 
 
 class _Limits:
-    """W worker slots and P calls per provider, as WorkerPool enforces them."""
+    """W worker slots and P calls per provider, as Worker enforces them."""
 
     def __init__(self) -> None:
         self.workers = asyncio.Semaphore(WORKERS)

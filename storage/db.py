@@ -1,10 +1,15 @@
 """The SQLite connection: pragmas, explicit write transactions, numbered migrations.
 
 One writer connection per process (aiosqlite runs it on its own thread). ``isolation_level=None``
-stops Python's sqlite3 from issuing its own DEFERRED ``BEGIN``; every write goes through
-``transaction()``, which takes ``BEGIN IMMEDIATE`` so a busy database waits for ``busy_timeout``
-instead of failing on the lock upgrade. An asyncio lock serialises our own transactions on the
-shared connection.
+stops Python's sqlite3 from issuing its own DEFERRED ``BEGIN``; every write takes ``BEGIN IMMEDIATE``
+so a busy database waits for ``busy_timeout`` instead of failing on the lock upgrade. An asyncio lock
+serialises our own transactions on the shared connection. There are two ways to write:
+
+- ``transaction()``: a transaction the caller fills with awaited statements (several trips to the
+  connection's thread), for writes that need the loop in between (hooks, services);
+- ``write(target, work)``: a plain function of the sqlite3 connection run on that thread in one trip,
+  in a transaction of its own (a ``Database``) or in the caller's (a connection): the hot paths of the
+  job queue, where each trip costs more than the statements it carries.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +39,8 @@ Conn = aiosqlite.Connection
 BEGIN_RETRY_S = 0.02
 
 T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], T]
+"""A function of the sqlite3 connection, run on aiosqlite's thread (``write``): it must not touch the loop."""
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -235,13 +243,13 @@ class Database:
             try:
                 yield conn
             except BaseException:
-                await _uncancellable(conn.execute("ROLLBACK"))
+                await run_to_completion(conn.execute("ROLLBACK"))
                 raise
             else:
                 try:
-                    await _uncancellable(conn.execute("COMMIT"))
+                    await run_to_completion(conn.execute("COMMIT"))
                 except sqlite3.OperationalError:
-                    await _uncancellable(conn.execute("ROLLBACK"))
+                    await run_to_completion(conn.execute("ROLLBACK"))
                     raise
 
     async def _begin(self, conn: Conn) -> None:
@@ -254,25 +262,28 @@ class Database:
         deadline = time.monotonic() + self.busy_timeout_ms / 1000
         while True:
             try:
-                await _uncancellable(conn.execute("BEGIN IMMEDIATE"), undo=conn)
+                await run_to_completion(conn.execute("BEGIN IMMEDIATE"), undo=conn)
                 return
             except sqlite3.OperationalError as exc:
                 if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
                     raise StorageError(f"the database is busy: {exc}") from exc
             await asyncio.sleep(BEGIN_RETRY_S)
 
-    async def write_alone(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-        """One write statement committed on its own (SQLite's autocommit); its RETURNING rows.
+    async def write(self, work: Work[T]) -> T:
+        """Run ``work`` in a transaction of its own (BEGIN IMMEDIATE ... COMMIT): one trip to the connection's
+        thread and one fsync, under the same lock as ``transaction()``; its result.
 
-        One trip to aiosqlite's thread instead of three (BEGIN IMMEDIATE, the statement, COMMIT),
-        under the same lock as ``transaction()``, with busy errors retried the same way, and run
-        to its end if the caller is cancelled. Our reads leave no statement open, so it commits at once.
+        A busy database (another process's write lock, past busy_timeout's wait in SQLite) is retried until
+        busy_timeout has passed, then raises StorageError, as does any other OperationalError. ``work`` runs
+        whole or not at all, so it may run again after a busy error: it must change nothing but the database.
+        A cancelled caller does not stop it: the thread runs it to its COMMIT or ROLLBACK, and nothing else
+        runs on the connection in between (wrap the call in ``run_to_completion`` to learn its outcome).
         """
         async with self._write_lock:
             deadline = time.monotonic() + self.busy_timeout_ms / 1000
             while True:
                 try:
-                    return list(await _uncancellable(self.conn.execute_fetchall(sql, tuple(params))))
+                    return await on_thread(self.conn, partial(_transact, work))
                 except sqlite3.OperationalError as exc:
                     if not _busy(exc):
                         raise StorageError(f"the database refused a write: {exc}") from exc
@@ -299,17 +310,51 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
-async def _uncancellable(statement: Awaitable[T], *, undo: Conn | None = None) -> T:
-    """Run a statement to its end even if the caller is cancelled; then re-raise the cancellation.
+def _transact(work: Work[T], conn: sqlite3.Connection) -> T:
+    """``work`` between BEGIN IMMEDIATE and COMMIT, on the connection's thread; rolled back if anything fails."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
-    With ``undo``, a statement that completed after a cancellation is rolled back (used for BEGIN).
+
+async def on_thread(conn: Conn, work: Work[T]) -> T:
+    """``work(sqlite3 connection)`` on aiosqlite's thread for ``conn``: one trip, however many statements.
+
+    aiosqlite has no public call for this; ``_execute`` is how its own methods run theirs (pinned <1).
     """
-    task = asyncio.ensure_future(statement)
+    result: T = await conn._execute(work, conn._conn)
+    return result
+
+
+async def write(target: Target, work: Work[T]) -> T:
+    """``work`` in one trip: in a transaction of its own (a ``Database``, see ``Database.write``) or inside
+    the transaction the caller holds open on ``target`` (a connection from ``transaction()``)."""
+    if isinstance(target, Database):
+        return await target.write(work)
+    return await on_thread(target, work)
+
+
+async def run_to_completion(step: Awaitable[T], *, undo: Conn | None = None) -> T:
+    """Await a step that must not be cut in half by cancellation: on cancellation, wait for it to end,
+    then re-raise the cancellation (its own result or error is dropped).
+
+    aiosqlite keeps running a statement whose await was cancelled, so a ``BEGIN IMMEDIATE`` interrupted
+    that way would leave a transaction open on the shared connection. With ``undo``, a step that
+    completed after a cancellation is rolled back on that connection (used for BEGIN).
+    """
+    task = asyncio.ensure_future(step)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         await asyncio.wait({task})
-        if undo is not None and not task.cancelled() and task.exception() is None:
+        failed = task.cancelled() or task.exception() is not None  # exception() marks its error retrieved
+        if undo is not None and not failed:
             await undo.execute("ROLLBACK")
         raise
 

@@ -16,14 +16,16 @@ trusted only for as long as it was asked to wait (``rebase``).
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from bot.domain import GenerationJob
 from bot.errors import BadJobRow
-from storage.db import Conn, Database, Row, Target, fetch_all, fetch_one
-from storage.jobs import _changed, _job, _writing
+from storage.db import Database, Row, Target, fetch_one, write
+from storage.jobs import _changed, _job
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +35,25 @@ MAX_INTERRUPTIONS = 20  # runs of one job cut short by a dead worker before it i
 REBASE_SKEW_S = 1.0
 
 
-async def _recover(conn: Conn, where: str, params: tuple[Any, ...], now: float, reason: str) -> list[GenerationJob]:
+def _recover(conn: sqlite3.Connection, where: str, params: tuple[Any, ...], now: float, reason: str) -> list[Row]:
     """Running jobs matching ``where`` (their worker died or lost the lease) go back to the queue now.
 
     The interrupted run gives its attempt back and counts as an interruption instead: a restart is not
     the provider failing. A job interrupted MAX_INTERRUPTIONS times is given up, as it may be what kills
-    the worker.
+    the worker. Runs on the connection's thread (``storage.db.write``); returns the rows given up.
     """
-    dead_rows = await fetch_all(
-        conn,
+    dead_rows = conn.execute(
         "UPDATE jobs SET status = 'dead', interruptions = interruptions + 1, finished_at = ?, updated_at = ?, "
         "lease_owner = NULL, lease_expires_at = NULL, last_error = ? "
         f"WHERE status = 'running' AND interruptions + 1 >= ? AND {where} RETURNING *",
         (now, now, f"{reason} {MAX_INTERRUPTIONS} times while running it; given up", MAX_INTERRUPTIONS, *params),
-    )
-    requeued = await fetch_all(
-        conn,
+    ).fetchall()
+    requeued = conn.execute(
         "UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), interruptions = interruptions + 1, "
         "run_after = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL, last_error = ? "
         f"WHERE status = 'running' AND {where} RETURNING id, kind, interruptions",
         (now, now, reason, *params),
-    )
+    ).fetchall()
     for row in requeued:
         log.warning(
             "job %s kind=%s: back in the queue (%s; interruption %d)",
@@ -62,7 +62,7 @@ async def _recover(conn: Conn, where: str, params: tuple[Any, ...], now: float, 
             reason,
             row["interruptions"],
         )
-    return _given_up(dead_rows)
+    return dead_rows
 
 
 def _given_up(rows: list[Row]) -> list[GenerationJob]:
@@ -116,6 +116,23 @@ class LeaseWatch:
         return over
 
 
+def _reap(
+    watch: LeaseWatch,
+    now: float,
+    monotonic: float,
+    default_lease_s: float,
+    keep_ids: Collection[str],
+    conn: sqlite3.Connection,
+) -> list[Row]:
+    rows = conn.execute("SELECT id, lease_owner, heartbeats, lease_s FROM jobs WHERE status = 'running'").fetchall()
+    watched = [row for row in rows if row["id"] not in keep_ids]
+    over = watch.expired(watched, monotonic, default_lease_s)
+    if not over:
+        return []
+    marks = ", ".join("?" * len(over))
+    return _recover(conn, f"id IN ({marks})", tuple(over), now, "lease expired")
+
+
 async def reap(
     target: Target,
     watch: LeaseWatch,
@@ -128,16 +145,9 @@ async def reap(
     """Jobs whose heartbeat stood still for their lease go back to the queue as interruptions (see
     ``_recover``); returns the jobs given up. Jobs in ``keep_ids`` are running in this process: left alone.
 
-    Read and requeue are one write transaction, so a heartbeat cannot land between the two.
+    Read and requeue are one write transaction (one trip), so a heartbeat cannot land between the two.
     """
-    async with _writing(target) as conn:
-        rows = await fetch_all(conn, "SELECT id, lease_owner, heartbeats, lease_s FROM jobs WHERE status = 'running'")
-        watched = [row for row in rows if row["id"] not in keep_ids]
-        over = watch.expired(watched, monotonic, default_lease_s)
-        if not over:
-            return []
-        marks = ", ".join("?" * len(over))
-        return await _recover(conn, f"id IN ({marks})", tuple(over), now, "lease expired")
+    return _given_up(await write(target, partial(_reap, watch, now, monotonic, default_lease_s, keep_ids)))
 
 
 async def rebase(target: Target, now: float) -> int:
@@ -157,9 +167,11 @@ async def rebase(target: Target, now: float) -> int:
             return 0
     moved = await _changed(
         target,
-        "UPDATE jobs SET run_after = ? + MAX(run_after - updated_at, 0), updated_at = ? "
-        "WHERE status = 'queued' AND updated_at > ? RETURNING id",
-        (now, now, bound),
+        (
+            "UPDATE jobs SET run_after = ? + MAX(run_after - updated_at, 0), updated_at = ? "
+            "WHERE status = 'queued' AND updated_at > ? RETURNING id",
+            (now, now, bound),
+        ),
     )
     if moved:
         log.warning("%d queued job(s) were scheduled by a clock ahead of this one (or before it stepped back); "
@@ -175,6 +187,23 @@ def parse_owner(owner: str) -> tuple[str, int] | None:
     return parts[0], int(parts[1])
 
 
+def _release_orphans(
+    host: str, alive: Callable[[int], bool], now: float, keep_owners: Collection[str], conn: sqlite3.Connection
+) -> list[Row]:
+    rows = conn.execute(
+        "SELECT id, lease_owner FROM jobs WHERE status = 'running' AND lease_owner LIKE ?", (f"{host}:%",)
+    ).fetchall()
+    orphans = []
+    for row in rows:
+        parsed = parse_owner(row["lease_owner"])
+        if parsed and parsed[0] == host and row["lease_owner"] not in keep_owners and not alive(parsed[1]):
+            orphans.append(row["id"])
+    if not orphans:
+        return []
+    marks = ", ".join("?" * len(orphans))
+    return _recover(conn, f"id IN ({marks})", tuple(orphans), now, "worker process died")
+
+
 async def release_orphans(
     target: Target,
     host: str,
@@ -186,20 +215,10 @@ async def release_orphans(
     """Hand back at once the running jobs leased on ``host`` by processes that no longer exist.
 
     Each counts as an interruption, not an attempt (see ``_recover``). Owners in ``keep_owners``
-    are live workers and are left alone. Returns the jobs marked dead.
+    are live workers and are left alone. Returns the jobs marked dead. ``alive`` runs on the
+    connection's thread.
     """
-    async with _writing(target) as conn:
-        rows = await fetch_all(conn, "SELECT id, lease_owner FROM jobs WHERE status = 'running' AND lease_owner LIKE ?",
-                          (f"{host}:%",))  # fmt: skip
-        orphans = []
-        for row in rows:
-            parsed = parse_owner(row["lease_owner"])
-            if parsed and parsed[0] == host and row["lease_owner"] not in keep_owners and not alive(parsed[1]):
-                orphans.append(row["id"])
-        if not orphans:
-            return []
-        marks = ", ".join("?" * len(orphans))
-        return await _recover(conn, f"id IN ({marks})", tuple(orphans), now, "worker process died")
+    return _given_up(await write(target, partial(_release_orphans, host, alive, now, keep_owners)))
 
 
 async def cancel(target: Target, *, job_id: str | None = None, story_id: str | None = None, now: float) -> int:
@@ -209,7 +228,9 @@ async def cancel(target: Target, *, job_id: str | None = None, story_id: str | N
     column, value = ("id", job_id) if job_id is not None else ("story_id", story_id)
     return await _changed(
         target,
-        "UPDATE jobs SET status = 'cancelled', finished_at = ?, updated_at = ?, lease_expires_at = NULL "
-        f"WHERE {column} = ? AND status IN ('queued', 'running') RETURNING id",
-        (now, now, value),
+        (
+            "UPDATE jobs SET status = 'cancelled', finished_at = ?, updated_at = ?, lease_expires_at = NULL "
+            f"WHERE {column} = ? AND status IN ('queued', 'running') RETURNING id",
+            (now, now, value),
+        ),
     )

@@ -2,11 +2,13 @@
 
 Recovery of jobs whose worker is gone, and cancellation, live in storage/job_recovery.py.
 
-Write functions take either a ``Database`` (they commit on their own: one statement as SQLite's
-autocommit under the write lock, several in a ``BEGIN IMMEDIATE`` transaction) or a connection
-already inside ``db.transaction()`` (they join the caller's transaction). Read
-functions run directly on whichever they are given. Guards on ``lease_owner`` and
-``status = 'running'`` make every change by a worker a no-op once its lease is lost.
+Write functions take either a ``Database`` (they commit on their own, in a ``BEGIN IMMEDIATE``
+transaction) or a connection already inside ``db.transaction()`` (they join the caller's
+transaction); either way each is one trip to the connection's thread (``storage.db.write``), the
+queue's hot path. A worker settles the jobs its slots finished and claims their successors in a
+single transaction (``settle_then_claim``): one trip and one fsync for them all. Read functions run
+directly on whichever they are given. Guards on ``lease_owner`` and ``status = 'running'`` make every change by a worker
+a no-op once its lease is lost.
 
 Time: ``run_after``, ``lease_expires_at`` and the other timestamps are wall-clock times, written by
 whichever process made the change. Every statement that sets a queued job's ``run_after`` sets its
@@ -23,15 +25,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Collection, Iterable
+import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
 
 from bot.domain import GenerationJob, JobStatus
 from bot.errors import BadJobRow
-from storage.db import Conn, Database, Row, Target, dumps, fetch_all, fetch_one, loads
+from storage.db import Conn, Row, Target, dumps, fetch_all, fetch_one, loads, write
 
 log = logging.getLogger(__name__)
 
@@ -100,25 +106,21 @@ def _readable(rows: Iterable[Row]) -> list[GenerationJob]:
     return jobs
 
 
-@asynccontextmanager
-async def _writing(target: Target) -> AsyncIterator[Conn]:
-    if isinstance(target, Database):
-        async with target.transaction() as conn:
-            yield conn
-    else:
-        yield target
+Statement = tuple[str, tuple[Any, ...]]
 
 
-async def _write(target: Target, sql: str, params: Iterable[Any]) -> list[Row]:
-    """One statement: inside the caller's transaction, or committed on its own; its RETURNING rows."""
-    if isinstance(target, Database):
-        return await target.write_alone(sql, params)
-    return list(await target.execute_fetchall(sql, tuple(params)))
+def _rows(statement: Statement, conn: sqlite3.Connection) -> list[Row]:
+    return conn.execute(*statement).fetchall()
 
 
-async def _changed(target: Target, sql: str, params: Iterable[Any]) -> int:
+async def _write(target: Target, statement: Statement) -> list[Row]:
+    """One statement in one trip: committed on its own, or inside the caller's transaction; its RETURNING rows."""
+    return await write(target, partial(_rows, statement))
+
+
+async def _changed(target: Target, statement: Statement) -> int:
     """How many rows a statement ending in ``RETURNING id`` changed."""
-    return len(await _write(target, sql, params))
+    return len(await _write(target, statement))
 
 
 @asynccontextmanager
@@ -137,28 +139,36 @@ async def savepoint(conn: Conn, name: str = "job_hook") -> AsyncIterator[Conn]:
 # --- enqueue and claim -------------------------------------------------------------------------
 
 
+def _insert(job: GenerationJob, conn: sqlite3.Connection) -> tuple[bool, Row | None]:
+    """(inserted, the row already holding its idempotency key)."""
+    inserted = conn.execute(
+        f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 23)}) ON CONFLICT(idempotency_key) DO NOTHING "
+        "RETURNING id",
+        (
+            job.id, job.kind.value, dumps(job.payload), job.status.value, job.attempts, job.max_attempts,
+            job.run_after, job.lease_owner, job.lease_expires_at, job.idempotency_key, job.remote_id,
+            job.last_error, job.story_id, job.user_id, job.provider, job.publisher,
+            dumps(job.composition_settings),
+            int(job.model_fallback_occurred), dumps(job.generation_warnings),
+            None if job.result is None else dumps(job.result), job.created_at, job.updated_at, job.finished_at,
+        ),
+    ).fetchall()  # fmt: skip
+    if inserted or job.idempotency_key is None:
+        return bool(inserted), None
+    return False, conn.execute("SELECT * FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,)).fetchone()
+
+
 async def insert(target: Target, job: GenerationJob) -> GenerationJob:
-    """Insert ``job``; if its idempotency_key already exists, return the existing row instead."""
-    async with _writing(target) as conn:
-        # RETURNING yields the row only when it was inserted; a key already taken reads the existing job.
-        row = await fetch_one(
-            conn,
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 23)}) ON CONFLICT(idempotency_key) DO NOTHING "
-            "RETURNING *",
-            (
-                job.id, job.kind.value, dumps(job.payload), job.status.value, job.attempts, job.max_attempts,
-                job.run_after, job.lease_owner, job.lease_expires_at, job.idempotency_key, job.remote_id,
-                job.last_error, job.story_id, job.user_id, job.provider, job.publisher,
-                dumps(job.composition_settings),
-                int(job.model_fallback_occurred), dumps(job.generation_warnings),
-                None if job.result is None else dumps(job.result), job.created_at, job.updated_at, job.finished_at,
-            ),
-        )  # fmt: skip
-        if row is None and job.idempotency_key is not None:
-            row = await fetch_one(conn, "SELECT * FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,))
-    if row is None:  # pragma: no cover - the insert above guarantees a row
+    """Insert ``job``; if its idempotency_key already exists, return the existing row instead.
+
+    Insert and look-up are one transaction (one trip); an inserted job is returned as given, not read back.
+    """
+    inserted, existing = await write(target, partial(_insert, job))
+    if inserted:
+        return job
+    if existing is None:  # pragma: no cover - a key that conflicts has a row
         raise LookupError(f"job {job.id} vanished after insert")
-    return _job(row)
+    return _job(existing)
 
 
 def publisher_filter(publishers: int | None) -> str:
@@ -197,6 +207,27 @@ def claim_sql(excluded_providers: int = 0, excluded_users: int = 0, publishers: 
     )
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the next ready job by ``owner``: leased for ``lease_s``, skipping the excluded providers
+    and users (NULL ones never count as excluded) and the deliveries of publishers not in ``publishers``
+    (None: any)."""
+
+    owner: str
+    now: float
+    lease_s: float
+    exclude_providers: Collection[str] = ()
+    exclude_users: Collection[int] = ()
+    publishers: Collection[str] | None = None
+
+    def statement(self) -> Statement:
+        providers, users = sorted(self.exclude_providers), sorted(self.exclude_users)
+        mine = None if self.publishers is None else sorted(self.publishers)
+        sql = claim_sql(len(providers), len(users), None if mine is None else len(mine))
+        now = self.now
+        return sql, (self.owner, now + self.lease_s, self.lease_s, now, now, *providers, *users, *(mine or ()))
+
+
 async def claim(
     target: Target,
     *,
@@ -213,11 +244,8 @@ async def claim(
     claimed, then BadJobRow is raised: the caller holds its lease and dead-letters it (``bury``), so
     one broken row never stops the queue.
     """
-    providers, users = sorted(exclude_providers), sorted(exclude_users)
-    mine = None if publishers is None else sorted(publishers)
-    sql = claim_sql(len(providers), len(users), None if mine is None else len(mine))
-    rows = await _write(target, sql, (owner, now + lease_s, lease_s, now, now, *providers, *users, *(mine or ())))
-    return _job(rows[0]) if rows else None
+    rows = await _write(target, Claim(owner, now, lease_s, exclude_providers, exclude_users, publishers).statement())
+    return None if not rows else _job(rows[0])
 
 
 # --- a worker's changes to its own leased job --------------------------------------------------
@@ -225,17 +253,20 @@ async def claim(
 
 async def heartbeat(target: Target, job_id: str, owner: str, lease_expires_at: float) -> bool:
     """Extend the lease and move its heartbeat counter; False if the job is no longer running under ``owner``."""
-    changed = await _changed(
-        target,
+    statement = (
         "UPDATE jobs SET lease_expires_at = ?, heartbeats = heartbeats + 1 "
         "WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
         (lease_expires_at, job_id, owner),
     )
-    return changed == 1
+    return await _changed(target, statement) == 1
 
 
-async def finish(
-    target: Target,
+async def settle(target: Target, statement: Statement) -> bool:
+    """Run a settle (``finish_statement``, ``reschedule_statement``); False means the lease was lost."""
+    return await _changed(target, statement) == 1
+
+
+def finish_statement(
     job_id: str,
     owner: str,
     *,
@@ -245,12 +276,11 @@ async def finish(
     warnings: list[str] | None = None,
     fallback: bool | None = None,
     error: str | None = None,
-) -> bool:
-    """Settle a running job (succeeded, failed or dead). False means the lease was lost."""
+) -> Statement:
+    """Settle a running job (succeeded, failed or dead); it changes nothing once the lease is lost."""
     if status not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.DEAD):
         raise ValueError(f"finish() cannot set status {status.value!r}")
-    changed = await _changed(
-        target,
+    return (
         "UPDATE jobs SET status = ?, result = ?, finished_at = ?, updated_at = ?, lease_expires_at = NULL, "
         "last_error = COALESCE(?, last_error), generation_warnings = COALESCE(?, generation_warnings), "
         "model_fallback_occurred = COALESCE(?, model_fallback_occurred) "
@@ -261,38 +291,112 @@ async def finish(
             job_id, owner,
         ),
     )  # fmt: skip
-    return changed == 1
 
 
-async def reschedule(
-    target: Target,
-    job_id: str,
-    owner: str,
-    *,
-    run_after: float,
-    error: str | None,
-    spend_attempt: bool,
-    now: float,
-) -> bool:
+def reschedule_statement(
+    job_id: str, owner: str, *, run_after: float, error: str | None, spend_attempt: bool, now: float
+) -> Statement:
     """Put a running job back in the queue; without ``spend_attempt`` its attempt is given back."""
-    changed = await _changed(
-        target,
+    return (
         "UPDATE jobs SET status = 'queued', run_after = ?, last_error = COALESCE(?, last_error), "
         "attempts = MAX(attempts - ?, 0), lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
         "WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
         (run_after, error, 0 if spend_attempt else 1, now, job_id, owner),
     )
-    return changed == 1
 
 
 async def set_remote_id(target: Target, job_id: str, owner: str, remote_id: str) -> bool:
     """Record the provider's request id at once (committed when given a Database)."""
     changed = await _changed(
         target,
-        "UPDATE jobs SET remote_id = ? WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
-        (remote_id, job_id, owner),
+        (
+            "UPDATE jobs SET remote_id = ? WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
+            (remote_id, job_id, owner),
+        ),
     )
     return changed == 1
+
+
+def at_limit(running: Mapping[Any, int], limit: int) -> list[Any]:
+    """The keys (providers, users) with ``limit`` or more running jobs."""
+    return [key for key, n in running.items() if n >= limit]
+
+
+@dataclass(frozen=True)
+class Successors:
+    """Claims of up to ``count`` ready jobs by ``owner``, made one after another in one transaction, each
+    within the limits: at most ``provider_limit`` running jobs per provider and ``user_limit`` per user,
+    counting the jobs running already (``by_provider``, ``by_user``) and each job claimed before it."""
+
+    owner: str
+    now: float
+    lease_s: float
+    count: int
+    by_provider: Mapping[str, int]
+    provider_limit: int
+    by_user: Mapping[int, int]
+    user_limit: int
+    publishers: Collection[str] | None = None
+
+    def claim(self, by_provider: Mapping[str, int], by_user: Mapping[int, int]) -> Claim:
+        return Claim(
+            self.owner, self.now, self.lease_s, at_limit(by_provider, self.provider_limit),
+            at_limit(by_user, self.user_limit), self.publishers,
+        )  # fmt: skip
+
+
+def _claim_successors(successors: Successors, count: int, conn: sqlite3.Connection) -> list[Row]:
+    by_provider, by_user = Counter(successors.by_provider), Counter(successors.by_user)
+    rows: list[Row] = []
+    while len(rows) < count:
+        claimed = conn.execute(*successors.claim(by_provider, by_user).statement()).fetchall()
+        if not claimed:
+            break  # none is ready within the limits, and claiming more only narrows them
+        rows.append(row := claimed[0])
+        if row["provider"]:
+            by_provider[row["provider"]] += 1
+        if row["user_id"] is not None:
+            by_user[row["user_id"]] += 1
+    return rows
+
+
+def _settle_then_claim(
+    settles: Sequence[Statement], successors: Successors | None, conn: sqlite3.Connection
+) -> tuple[list[bool], list[Row]]:
+    settled = [len(conn.execute(*statement).fetchall()) == 1 for statement in settles]
+    if successors is None:
+        return settled, []
+    count = min(successors.count, sum(settled)) if settles else successors.count
+    conn.execute("SAVEPOINT successors")  # a claim that fails must not undo the settles
+    try:
+        rows = _claim_successors(successors, count, conn)
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK TO successors")
+        log.warning("could not claim a job, will try again: %s", exc)
+        rows = []
+    conn.execute("RELEASE successors")
+    return settled, rows
+
+
+async def settle_then_claim(
+    target: Target, settles: Sequence[Statement], successors: Successors | None
+) -> tuple[list[bool], list[GenerationJob | BadJobRow]]:
+    """Settle jobs (``finish_statement``, ``reschedule_statement``), then claim their successors, all in one
+    transaction: one trip and one commit for the lot, which is how several workers' slots share an fsync.
+
+    Returns whether each job was settled (False: its lease was lost; nothing changed) and the jobs claimed:
+    one per job settled, or up to ``successors.count`` when settling none; fewer when fewer are ready. A
+    claimed row that cannot be read comes back as a BadJobRow: claimed all the same, the caller holds its
+    lease and dead-letters it. A claim that fails leaves the settles to commit without it.
+    """
+    settled, rows = await write(target, partial(_settle_then_claim, settles, successors))
+    claimed: list[GenerationJob | BadJobRow] = []
+    for row in rows:
+        try:
+            claimed.append(_job(row))
+        except BadJobRow as bad:
+            claimed.append(bad)
+    return settled, claimed
 
 
 # --- reads -------------------------------------------------------------------------------------

@@ -9,36 +9,14 @@ job's attempts run out, then it is dead.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from bot.clock import Clock
 from bot.domain import GenerationJob
-from storage.db import Conn
-
-if TYPE_CHECKING:
-    from bot.jobs.queue import JobQueue
-
-T = TypeVar("T")
-
-
-async def run_to_completion(step: Awaitable[T]) -> T:
-    """Await a database write that must not be cut in half by cancellation.
-
-    aiosqlite keeps running a statement whose await was cancelled, so a ``BEGIN IMMEDIATE``
-    interrupted that way leaves a transaction open on the shared connection. On cancellation
-    this waits for the write to end, then re-raises the cancellation.
-    """
-    task = asyncio.ensure_future(step)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait({task})
-        if not task.cancelled():
-            task.exception()  # mark it retrieved: the caller sees the cancellation instead
-        raise
+from bot.jobs.queue import JobQueue
+from storage.db import Conn, run_to_completion
 
 
 @dataclass

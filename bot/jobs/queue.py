@@ -10,15 +10,17 @@ the health report wait for, leave out the deliveries of other publishers (storag
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from bot.clock import Clock
 from bot.domain import GenerationJob, JobKind, JobStatus
+from bot.errors import BadJobRow
 from storage import job_recovery
 from storage import jobs as job_rows
 from storage.db import Conn, Database
 from storage.job_recovery import LeaseWatch
+from storage.jobs import Statement, Successors
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,23 @@ class JobQueue:
     async def heartbeat(self, job_id: str, owner: str, *, lease_s: float | None = None) -> bool:
         return await job_rows.heartbeat(self.db, job_id, owner, self.clock.now() + (lease_s or self.lease_s))
 
+    def finishing(
+        self,
+        job_id: str,
+        owner: str,
+        *,
+        status: JobStatus,
+        result: dict[str, Any] | None = None,
+        warnings: list[str] | None = None,
+        fallback: bool | None = None,
+        error: str | None = None,
+    ) -> Statement:
+        """The statement that settles a running job (succeeded, failed or dead), for ``settle_then_claim``."""
+        return job_rows.finish_statement(
+            job_id, owner, status=status, result=result, now=self.clock.now(), warnings=warnings,
+            fallback=fallback, error=error,
+        )  # fmt: skip
+
     async def finish(
         self,
         job_id: str,
@@ -120,16 +139,18 @@ class JobQueue:
         error: str | None = None,
         conn: Conn | None = None,
     ) -> bool:
-        return await job_rows.finish(
-            self._target(conn),
-            job_id,
-            owner,
-            status=status,
-            result=result,
-            now=self.clock.now(),
-            warnings=warnings,
-            fallback=fallback,
-            error=error,
+        finishing = self.finishing(
+            job_id, owner, status=status, result=result, warnings=warnings, fallback=fallback, error=error
+        )
+        return await job_rows.settle(self._target(conn), finishing)
+
+    def rescheduling(
+        self, job_id: str, owner: str, *, delay_s: float, error: str | None = None, spend_attempt: bool = False
+    ) -> Statement:
+        """The statement that puts a running job back in the queue, due in ``delay_s``."""
+        now = self.clock.now()
+        return job_rows.reschedule_statement(
+            job_id, owner, run_after=now + max(delay_s, 0), error=error, spend_attempt=spend_attempt, now=now
         )
 
     async def reschedule(
@@ -142,16 +163,32 @@ class JobQueue:
         spend_attempt: bool = False,
         conn: Conn | None = None,
     ) -> bool:
-        now = self.clock.now()
-        return await job_rows.reschedule(
-            self._target(conn),
-            job_id,
-            owner,
-            run_after=now + max(delay_s, 0),
-            error=error,
-            spend_attempt=spend_attempt,
-            now=now,
-        )
+        rescheduling = self.rescheduling(job_id, owner, delay_s=delay_s, error=error, spend_attempt=spend_attempt)
+        return await job_rows.settle(self._target(conn), rescheduling)
+
+    def successors(
+        self,
+        owner: str,
+        *,
+        count: int,
+        by_provider: Mapping[str, int],
+        provider_limit: int,
+        by_user: Mapping[int, int],
+        user_limit: int,
+        lease_s: float | None = None,
+    ) -> Successors:
+        """Claims of up to ``count`` ready jobs within the limits, given the jobs running (see Successors)."""
+        return Successors(
+            owner, self.clock.now(), lease_s or self.lease_s, count, by_provider, provider_limit, by_user,
+            user_limit, self.publishers,
+        )  # fmt: skip
+
+    async def settle_then_claim(
+        self, settles: Sequence[Statement], successors: Successors | None
+    ) -> tuple[list[bool], list[GenerationJob | BadJobRow]]:
+        """Settle jobs (``finishing``, ``rescheduling``) and claim their successors in one transaction: one
+        trip and one commit (see storage.jobs.settle_then_claim)."""
+        return await job_rows.settle_then_claim(self.db, settles, successors)
 
     async def set_remote_id(self, job_id: str, owner: str, remote_id: str) -> bool:
         return await job_rows.set_remote_id(self.db, job_id, owner, remote_id)

@@ -1,10 +1,13 @@
-"""WorkerSupervisor: keeps a long-running worker pool alive.
+"""WorkerSupervisor: keeps a long-running Worker alive.
 
-The pool settles every job it runs, whatever the job raises; what is left to kill it is a bug in
-the pool itself or something below it. Then the bot would go on accepting stories that nothing
-makes, so the supervisor logs the crash and starts the pool again after a backoff (doubling up to
-``max_delay_s``, back to ``first_delay_s`` once a run has lasted ``steady_s``). While no pool runs,
+The worker settles every job it runs, whatever the job raises; what is left to kill it is a bug in
+the worker itself or something below it. Then the bot would go on accepting stories that nothing
+makes, so the supervisor logs the crash and starts the worker again after a backoff (doubling up to
+``max_delay_s``, back to ``first_delay_s`` once a run has lasted ``steady_s``). While no worker runs,
 ``running`` is False: /health answers 503 and /story new refuses.
+
+It is a class of its own, not a mode of Worker: it is the policy of a long-lived process (the bot)
+around any run, with its own state (the backoff, the restarts), and a Worker knows nothing of it.
 """
 
 from __future__ import annotations
@@ -14,8 +17,7 @@ import contextlib
 import logging
 import time
 
-from bot.jobs.bookkeeping import WorkerStats
-from bot.jobs.worker import WorkerPool
+from bot.jobs.worker import Worker, WorkerStats
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +25,13 @@ log = logging.getLogger(__name__)
 class WorkerSupervisor:
     def __init__(
         self,
-        pool: WorkerPool,
+        worker: Worker,
         *,
         first_delay_s: float = 1.0,
         max_delay_s: float = 60.0,
         steady_s: float = 300.0,
     ) -> None:
-        self.pool = pool
+        self.worker = worker
         self.first_delay_s = first_delay_s
         self.max_delay_s = max_delay_s
         self.steady_s = steady_s
@@ -37,15 +39,15 @@ class WorkerSupervisor:
 
     @property
     def running(self) -> bool:
-        return self.pool.running
+        return self.worker.running
 
     async def run(self, stop: asyncio.Event) -> WorkerStats:
-        """Run the pool until ``stop`` is set, restarting it whenever it dies. Cancel to hand jobs back."""
+        """Run the worker until ``stop`` is set, restarting it whenever it dies. Cancel to hand jobs back."""
         delay = self.first_delay_s
         while True:
             started = time.monotonic()
             try:
-                return await self.pool.run_forever(stop)
+                return await self.worker.run_forever(stop)
             except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
                 raise  # a stop asked for by the process, not a crash
             except BaseException as exc:
@@ -55,7 +57,7 @@ class WorkerSupervisor:
                 log.error("the worker pool stopped (%s: %s); restarting it in %.0f s (restart %d)",
                           type(exc).__name__, exc, delay, self.restarts, exc_info=exc)  # fmt: skip
             if await _stopped_within(stop, delay):
-                return self.pool.stats
+                return self.worker.stats
             delay = min(delay * 2, self.max_delay_s)
             log.warning("restarting the worker pool")
 

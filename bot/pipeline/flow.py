@@ -40,7 +40,6 @@ from bot.domain import (
 )
 from bot.errors import ModelUnavailableError, ProviderError
 from bot.jobs import PermanentFailure, Reschedule
-from bot.jobs.contract import run_to_completion
 from bot.media.store import MediaStore
 from bot.pipeline.story_jobs import StoryJobs
 from bot.providers import ProviderSet
@@ -49,7 +48,7 @@ from bot.routing.registry import Registry
 from bot.routing.router import ModelRouter, Routed
 from bot.settings import Settings
 from storage import assets, guilds, scenes, stories
-from storage.db import Conn, Database
+from storage.db import Conn, Database, run_to_completion
 
 T = TypeVar("T")
 
