@@ -1,5 +1,8 @@
 """StoryBot: the Discord front end. Wires a Runtime to discord.py, loads the cogs, runs the workers.
 
+``setup_hook`` (first run) builds the Discord publisher, hands it to the runtime's worker, and loads the
+cogs in ``EXTENSIONS`` as extensions (each module's ``setup(bot)``).
+
 ``run_bot(settings)`` is what ``storybot run`` calls when DISCORD_TOKEN is set. A token Discord
 rejects becomes a ConfigError (one line, exit 2), not a traceback. A Discord that cannot be reached
 (no network, DNS, refused connections, 5xx) is waited out: one log line per attempt, with backoff,
@@ -14,6 +17,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import discord
@@ -26,18 +30,16 @@ from discord.ext import commands
 from bot.clock import Clock
 from bot.errors import ConfigError
 from bot.health.http import HealthServer, build_health_server
-from bot.jobs import WorkerPool
+from bot.jobs import Worker, WorkerSupervisor
 from bot.runtime import Runtime, on_sigterm
 from bot.settings import Settings
-from cogs import buttons
 from cogs._alerts import DiscordAlertNotifier
 from cogs._publisher import NO_MENTIONS, DiscordPublisher
-from cogs.config import ConfigCog
-from cogs.status import StatusCog
-from cogs.story import StoryCog
 
 log = logging.getLogger(__name__)
 
+# Loaded in this order by setup_hook: the error handler first, so it covers the commands loaded after it.
+EXTENSIONS = ("cogs.errors", "cogs.buttons", "cogs.story", "cogs.config", "cogs.status")
 WORKER_STOP_S = 10.0  # in-flight jobs get this long to finish on shutdown; the rest are handed back
 API_VERSION_SUFFIX = re.compile(r"/api/v\d+$")
 LOGIN_FIRST_DELAY_S = 1.0
@@ -73,17 +75,24 @@ def discord_endpoints(settings: Settings) -> Iterator[None]:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
 
 
-def build_runtime(
-    settings: Settings, *, publisher: DiscordPublisher | None = None, clock: Clock | None = None
-) -> Runtime:
-    """A Runtime whose publisher posts to Discord."""
-    return Runtime(settings, clock=clock, publisher=publisher or DiscordPublisher())
+def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
+    """A Runtime whose queue hands out the deliveries the DiscordPublisher makes."""
+    return Runtime(settings, clock=clock, publisher_name=DiscordPublisher.name)
 
 
 class StoryBot(commands.Bot):
-    def __init__(self, runtime: Runtime, *, worker: WorkerPool | None = None, **bot_options: object) -> None:
-        if not isinstance(runtime.publisher, DiscordPublisher):
-            raise TypeError("StoryBot needs a Runtime whose publisher is a DiscordPublisher (see build_runtime)")
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        publisher_options: dict[str, Any] | None = None,
+        worker_options: dict[str, Any] | None = None,
+        **bot_options: object,
+    ) -> None:
+        """``publisher_options`` go to DiscordPublisher (upload_limit_bytes, storyboard_interval_s,
+        storyboard_grace_s), ``worker_options`` to ``runtime.worker``; both are built in setup_hook."""
+        if runtime.publisher_name != DiscordPublisher.name:
+            raise TypeError("StoryBot needs a Runtime that delivers with the DiscordPublisher (see build_runtime)")
         options: dict[str, object] = {
             "command_prefix": commands.when_mentioned,
             "intents": discord.Intents.default(),
@@ -95,24 +104,28 @@ class StoryBot(commands.Bot):
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(**options)  # type: ignore[arg-type]
         self.runtime = runtime
-        self.publisher: DiscordPublisher = runtime.publisher
-        self.publisher.bind(self, runtime)
-        self.worker = worker or runtime.worker()
-        self.supervisor = runtime.supervise(self.worker)
+        self._publisher_options = publisher_options or {}
+        self._worker_options = worker_options or {}
+        # Built by the first setup_hook, when the bot has its event loop and HTTP client.
+        self.publisher: DiscordPublisher | None = None
+        self.worker: Worker | None = None
+        self.supervisor: WorkerSupervisor | None = None
         self.synced: list[app_commands.AppCommand] = []
         self.ready_once = asyncio.Event()
         self.stopping = asyncio.Event()  # set when close() begins: ends the wait between login attempts
         self._stop_workers = asyncio.Event()
         self._worker_task: asyncio.Task[object] | None = None
         self.health_server: HealthServer | None = None
-        self.tree.error(self._on_app_command_error)
 
     async def setup_hook(self) -> None:
         # discord.py calls this from login(); a login retried after Discord could not be reached calls it again.
-        if not self.cogs:
-            for cog in (StoryCog(self), ConfigCog(self), StatusCog(self)):
-                await self.add_cog(cog)
-            buttons.register(self)
+        if self.publisher is None:
+            self.publisher = DiscordPublisher(self, self.runtime, **self._publisher_options)
+        if self.worker is None:
+            self.worker = self.runtime.worker(publisher=self.publisher, **self._worker_options)
+        for name in EXTENSIONS:
+            if name not in self.extensions:
+                await self.load_extension(name)
         guild_id = self.runtime.settings.dev_guild_id
         if guild_id is not None:
             guild = discord.Object(id=guild_id)
@@ -121,9 +134,10 @@ class StoryBot(commands.Bot):
         else:
             self.synced = await self.tree.sync()
         if self._worker_task is None:
+            self.supervisor = self.runtime.supervise(self.worker)
             self._worker_task = asyncio.create_task(self.supervisor.run(self._stop_workers), name="storybot-workers")
             self._worker_task.add_done_callback(_log_worker_exit)
-            await self._start_health()
+            await self._start_health(self.supervisor)
 
     async def on_ready(self) -> None:
         if self.ready_once.is_set():
@@ -139,22 +153,23 @@ class StoryBot(commands.Bot):
             "" if servers == 1 else "s",
             len(self.synced),
             scope,
-            self.worker.concurrency,
+            self.worker.concurrency if self.worker is not None else 0,
         )
 
     async def close(self) -> None:
         self.stopping.set()
         await self._stop_health()
         await self._stop_worker_pool()
-        await self.publisher.close()
+        if self.publisher is not None:  # None when the bot stops before its first login
+            await self.publisher.close()
         await super().close()
 
-    async def _start_health(self) -> None:
+    async def _start_health(self, supervisor: WorkerSupervisor) -> None:
         """The health loop (checks, metrics, alerts to each server's alert channel) and /health, /metrics."""
         health = self.runtime.health
         health.alerts.notifiers.append(DiscordAlertNotifier(self))
         health.discord_connected = lambda: self.is_ready() and not self.is_closed()
-        health.workers_running = lambda: self.supervisor.running
+        health.workers_running = lambda: supervisor.running
         health.start()
         server = build_health_server(self.runtime.settings, health.report)
         if server is None:
@@ -185,23 +200,6 @@ class StoryBot(commands.Bot):
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def _on_app_command_error(
-        self, interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        name = interaction.command.qualified_name if interaction.command else "?"
-        if isinstance(error, app_commands.TransformerError):  # an option value Discord's own lists never offer
-            log.info("command %s: option value refused: %s", name, error)
-            wanted = "a text channel" if error.type is discord.AppCommandOptionType.channel else "a value"
-            text = f"⚠️ Nothing was done: that option needs {wanted} from the list Discord offers; pick one there."
-        else:
-            log.error("command %s failed", name, exc_info=error)
-            text = "⚠️ Something went wrong on our side; please try again in a moment."
-        with contextlib.suppress(discord.HTTPException):
-            if interaction.response.is_done():  # after a public defer a followup would be public anyway
-                await interaction.edit_original_response(content=text, embed=None)
-            else:
-                await interaction.response.send_message(text, ephemeral=True)
-
 
 def _log_worker_exit(task: asyncio.Task[object]) -> None:
     if not task.cancelled() and task.exception() is not None:
@@ -227,7 +225,7 @@ async def run_bot(settings: Settings) -> int:
                 await _serve(bot, token)
                 await asyncio.gather(*closing)
     if stop.requested:
-        handed_back = bot.worker.stats.handed_back
+        handed_back = bot.worker.stats.handed_back if bot.worker is not None else 0
         log.info("storybot stopped (%s); %d job%s handed back to the queue", stop.signal_name, handed_back,
                  "" if handed_back == 1 else "s")  # fmt: skip
     return 0

@@ -19,8 +19,8 @@ from typing import Any
 from bot.clock import Clock, SystemClock
 from bot.health.monitor import HealthMonitor
 from bot.health.probes import probe
-from bot.jobs import JobQueue, WorkerPool, WorkerStats, WorkerSupervisor
-from bot.jobs.maintenance import pid_alive
+from bot.jobs import JobQueue, Worker, WorkerStats, WorkerSupervisor
+from bot.jobs.worker import pid_alive
 from bot.media.store import MediaStore
 from bot.pipeline.flow import PipelineDeps
 from bot.pipeline.handlers import bound_handlers, give_up_recorder
@@ -30,10 +30,12 @@ from bot.publish.protocol import Publisher
 from bot.publish.storybook import OfflinePublisher
 from bot.routing.registry import Registry
 from bot.routing.router import ModelRouter
-from bot.services.library import sweep_orphaned_media
+from bot.services.guild_config import GuildSettings
+from bot.services.library import Library, sweep_orphaned_media
 from bot.services.quotas import Quotas
 from bot.services.scene_actions import SceneActions
 from bot.services.stories import StoryService
+from bot.services.storyboards import Storyboards
 from bot.settings import Settings
 from storage.db import Database
 
@@ -87,6 +89,9 @@ class Runtime:
         )
         self.jobs = StoryJobs(self.queue, self.registry)
         self.scene_actions = SceneActions(self.db, self.jobs, self.clock, self.quotas)
+        self.guild_settings = GuildSettings(self.db, self.registry, settings.routing, self.clock)
+        self.library = Library(self.db, self.queue, self.media)
+        self.storyboards = Storyboards(self.db, self.queue, settings, self.clock)
         self.supervisor: WorkerSupervisor | None = None
 
     async def open(self, *, create: bool = True) -> Runtime:
@@ -140,7 +145,7 @@ class Runtime:
             media=self.media, settings=self.settings, clock=self.clock, publisher=publisher,
         )  # fmt: skip
 
-    def worker(self, publisher: Publisher | None = None, **overrides: Any) -> WorkerPool:
+    def worker(self, publisher: Publisher | None = None, **overrides: Any) -> Worker:
         """A worker whose deliveries go to ``publisher`` (by default the storybook in ``out_dir``)."""
         deps = self.pipeline(publisher or OfflinePublisher(self.out_dir))
         options: dict[str, Any] = {
@@ -152,12 +157,12 @@ class Runtime:
             "on_give_up": give_up_recorder(deps),
         }
         options.update(overrides)
-        return WorkerPool(self.queue, bound_handlers(deps), **options)
+        return Worker(self.queue, bound_handlers(deps), **options)
 
     async def run_until_empty(self, publisher: Publisher | None = None, **overrides: Any) -> WorkerStats:
         return await self.worker(publisher, **overrides).run_until_empty()
 
-    def supervise(self, pool: WorkerPool, **options: float) -> WorkerSupervisor:
+    def supervise(self, pool: Worker, **options: float) -> WorkerSupervisor:
         """The supervisor that keeps ``pool`` running for a long-lived process (the bot)."""
         self.supervisor = WorkerSupervisor(pool, **options)
         return self.supervisor

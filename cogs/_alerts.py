@@ -10,7 +10,6 @@ import discord
 from bot.health.alerts import Alert
 from cogs._publisher import NO_MENTIONS
 from cogs._render import MAX_CONTENT, clip
-from storage import guilds as guild_rows
 
 if TYPE_CHECKING:
     from bot.app import StoryBot
@@ -25,7 +24,7 @@ class DiscordAlertNotifier:
         self.bot = bot
 
     async def notify(self, alert: Alert) -> None:
-        channels = await guild_rows.alert_channels(self.bot.runtime.db)
+        channels = await self.bot.runtime.guild_settings.alert_channels()
         text = clip(alert.text, MAX_CONTENT)
         for guild_id, channel_id in sorted(channels.items()):
             channel = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)

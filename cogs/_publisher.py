@@ -25,8 +25,9 @@ from bot.jobs import Reschedule
 from bot.media.fit import fit_to_upload_limit
 from bot.publish.protocol import Delivery
 from bot.services.progress import progress_of
+from cogs._buttons import post_again_view, redraw_view, retry_view
 from cogs._render import clip, scene_caption, shown, story_label, storyboard_embed
-from cogs._storyboard import DEFAULT_INTERVAL_S, StoryboardUpdater, load_board
+from cogs._storyboard import DEFAULT_INTERVAL_S, StoryboardUpdater
 from cogs._targets import (
     FORBIDDEN,
     THREAD_ARCHIVED,
@@ -37,9 +38,6 @@ from cogs._targets import (
     MessageTargets,
     Place,
 )
-from cogs.buttons import post_again_view, redraw_view, retry_view
-from storage import scenes as scene_rows
-from storage import stories as story_rows
 
 if TYPE_CHECKING:
     from discord.ext import commands
@@ -66,67 +64,35 @@ class DiscordPublisher:
 
     def __init__(
         self,
+        bot: commands.Bot,
+        runtime: Runtime,
         *,
         upload_limit_bytes: int | None = None,
         storyboard_interval_s: float = DEFAULT_INTERVAL_S,
         storyboard_grace_s: float = STORYBOARD_GRACE_S,
     ) -> None:
-        self.upload_limit_bytes = upload_limit_bytes  # None: the guild's own limit
+        self.bot = bot
+        self.clock = runtime.clock
+        self.records = runtime.storyboards
         self.storyboard_interval_s = storyboard_interval_s
         self.storyboard_grace_s = storyboard_grace_s
-        self._bot: commands.Bot | None = None
-        self._runtime: Runtime | None = None
-        self._updater: StoryboardUpdater | None = None
-        self._targets: MessageTargets | None = None
+        self.updater = StoryboardUpdater(self._edit_storyboard, runtime.clock, storyboard_interval_s)
+        self.targets = MessageTargets(bot, runtime.storyboards, upload_limit_bytes)  # None: the guild's own limit
         self._offered: set[str] = set()  # stories whose owner was offered Post again in this run
-
-    def bind(self, bot: commands.Bot, runtime: Runtime) -> None:
-        self._bot = bot
-        self._runtime = runtime
-        self._updater = StoryboardUpdater(self._edit_storyboard, runtime.clock, self.storyboard_interval_s)
-        self._targets = MessageTargets(bot, runtime, self.upload_limit_bytes)
-
-    @property
-    def bot(self) -> commands.Bot:
-        if self._bot is None:
-            raise RuntimeError("DiscordPublisher is not bound to a bot")
-        return self._bot
-
-    @property
-    def runtime(self) -> Runtime:
-        if self._runtime is None:
-            raise RuntimeError("DiscordPublisher is not bound to a runtime")
-        return self._runtime
-
-    @property
-    def updater(self) -> StoryboardUpdater:
-        if self._updater is None:
-            raise RuntimeError("DiscordPublisher is not bound to a bot")
-        return self._updater
-
-    @property
-    def targets(self) -> MessageTargets:
-        if self._targets is None:
-            raise RuntimeError("DiscordPublisher is not bound to a bot")
-        return self._targets
 
     async def close(self, drain_timeout_s: float = 5.0) -> None:
         """Let pending storyboard edits land (briefly), then stop them."""
-        if self._updater is None:
-            return
         try:
-            await asyncio.wait_for(self._updater.drain(), self.storyboard_interval_s + drain_timeout_s)
+            await asyncio.wait_for(self.updater.drain(), self.storyboard_interval_s + drain_timeout_s)
         except TimeoutError:
             log.warning("storyboard edits still pending at shutdown were dropped")
-        await self._updater.close()
+        await self.updater.close()
 
     # -- the storyboard ---------------------------------------------------------------------------
 
     async def attach_storyboard(self, story_id: str, message_id: int) -> None:
         """Remember the storyboard message of a story (posted by /story new), then refresh it."""
-        rt = self.runtime
-        async with rt.db.transaction() as conn:
-            await story_rows.update(conn, story_id, now=rt.clock.now(), storyboard_message_id=message_id)
+        await self.records.attach(story_id, message_id)
         self.updater.request(story_id)
 
     def posting_again(self, story_id: str) -> None:
@@ -139,7 +105,7 @@ class DiscordPublisher:
         self.updater.request(story_id)
 
     async def _edit_storyboard(self, story_id: str) -> None:
-        board = await load_board(self.runtime.db, self.runtime.queue, story_id, settings=self.runtime.settings)
+        board = await self.records.board(story_id)
         if board is None:
             return
         story, channel_id, message_id = board.story, board.story.channel_id, board.story.storyboard_message_id
@@ -166,7 +132,7 @@ class DiscordPublisher:
         was deleted since)."""
         if story.storyboard_message_id is not None or story.channel_id is None:
             return story
-        if self.runtime.clock.now() - story.created_at < self.storyboard_grace_s:
+        if self.clock.now() - story.created_at < self.storyboard_grace_s:
             raise Reschedule(STORYBOARD_WAIT_S, "waiting for the storyboard message")
         message_id = await self._post_storyboard(story, f"storyboard:{story.id}")
         return story.model_copy(update={"storyboard_message_id": message_id})
@@ -174,7 +140,7 @@ class DiscordPublisher:
     async def _post_storyboard(self, story: Story, nonce_key: str) -> int:
         """Post a storyboard message in the story's channel (none was posted, or it was deleted) and record it."""
         assert story.channel_id is not None
-        board = await load_board(self.runtime.db, self.runtime.queue, story.id, settings=self.runtime.settings)
+        board = await self.records.board(story.id)
         assert board is not None
         view: dict[str, Any] = {"view": post_again_view(story.id)} if board.story.undelivered else {}
         channel = self.targets.messageable(story.channel_id, story)
@@ -239,7 +205,7 @@ class DiscordPublisher:
 
     def _wait_until_posted(self, waiting: list[Scene], since: float, what: str) -> None:
         """Keep the thread in reading order: reschedule while scenes that come first are not posted yet."""
-        if waiting and self.runtime.clock.now() - since < ORDER_PATIENCE_S:
+        if waiting and self.clock.now() - since < ORDER_PATIENCE_S:
             raise Reschedule(ORDER_WAIT_S, f"{what} waits for scene {waiting[0].index + 1} to be posted")
 
     def _final_note(self, delivery: Delivery) -> str:
@@ -313,9 +279,7 @@ class DiscordPublisher:
                 return str(existing)
             log.info("scene %s: its %s message cannot be edited where it was; posting a new one", scene.id, kind)
         sent = await self._send(story, key, content, files, view)
-        rt = self.runtime
-        async with rt.db.transaction() as conn:
-            await scene_rows.set_message_id(conn, scene.id, kind=kind, message_id=sent.id, now=rt.clock.now())
+        await self.records.record_message(scene.id, kind, sent.id)
         return str(sent.id)
 
     async def _post(self, story: Story, key: str, content: str) -> str:
@@ -403,12 +367,10 @@ class DiscordPublisher:
         if story.id in self._offered:
             return
         self._offered.add(story.id)
-        rt = self.runtime
         story = await self.targets.fresh(story)
         if story.undelivered is None:  # bot/pipeline/deliver.py records a parked delivery; this covers the storyboard
-            async with rt.db.transaction() as conn:
-                await story_rows.update(conn, story.id, now=rt.clock.now(), undelivered=reason)
-        board = await load_board(rt.db, rt.queue, story.id, settings=rt.settings)
+            await self.records.mark_undelivered(story.id, reason)
+        board = await self.records.board(story.id)
         if board is not None and story.channel_id is not None and story.storyboard_message_id is not None:
             edit = {
                 "embed": storyboard_embed(board),

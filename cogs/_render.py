@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import discord
 from discord import app_commands
@@ -16,6 +15,7 @@ from discord import app_commands
 from bot.domain import ImageStatus, Scene, Story, StoryStatus, VideoStatus
 from bot.routing.registry import ModelSpec
 from bot.services.progress import ACTIVE, eta_text, progress_of, scene_stage
+from bot.services.storyboards import Board
 
 MAX_CONTENT = 2000
 MAX_CHOICES = 25
@@ -35,17 +35,6 @@ STATUS_COLOURS = {
     StoryStatus.FAILED: 0xED4245,
     StoryStatus.CANCELLED: 0x99AAB5,
 }
-
-
-@dataclass(frozen=True)
-class Board:
-    """What the storyboard shows: the story, its scenes, its place in the queue (None when not waiting) and
-    the estimated seconds left (None when unknown or finished)."""
-
-    story: Story
-    scenes: list[Scene]
-    queue_position: int | None = None
-    eta_s: float | None = None
 
 
 _MENTION = re.compile(r"<(?=[@#])")

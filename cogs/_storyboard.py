@@ -1,4 +1,4 @@
-"""The storyboard's data and its throttled edits.
+"""The storyboard's throttled edits (its data is bot/services/storyboards.py's).
 
 Edits go through the bot's channel-message route (not the interaction token), so they keep working
 after the 15-minute token expires. Each story gets at most one edit per ``interval_s``: requests that
@@ -9,74 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from bot.clock import Clock
-from bot.domain import AssetKind, JobKind, JobStatus, Story, StoryStatus
-from bot.jobs import JobQueue
-from bot.services.progress import Durations, WorkLeft, estimate_seconds, work_left
-from bot.settings import Settings
-from cogs._render import Board
-from storage import assets as asset_rows
-from storage import jobs as job_rows
-from storage import scenes as scene_rows
-from storage import stories as story_rows
-from storage.db import Database
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 2.0
 _FORGET_AFTER = 1000  # stories remembered for throttling before old entries are dropped
-DURATIONS_TTL_S = 60.0  # recent averages move slowly; every storyboard edit need not re-read them
-_durations_cache: dict[str, tuple[float, Durations]] = {}
-
-
-async def load_board(db: Database, queue: JobQueue, story_id: str, *, settings: Settings | None = None) -> Board | None:
-    """The storyboard's data; with ``settings`` (for the worker limits) it carries an ETA as well."""
-    story = await story_rows.get(db, story_id)
-    if story is None:
-        return None
-    scenes = await scene_rows.list_for_story(db, story_id)
-    place = 0
-    if story.status is StoryStatus.QUEUED or settings is not None:
-        queued = [job for job in await queue.list_for_story(story_id) if job.status is JobStatus.QUEUED]
-        if queued:  # the story's job nearest the front: the queue orders by (run_after, id)
-            place = await queue.queue_position(min(queued, key=lambda job: (job.run_after, job.id)).id)
-    position = (place or None) if story.status is StoryStatus.QUEUED else None
-    eta = None
-    if settings is not None:
-        eta = await _estimate(db, story, work_left(story, scenes), max(place - 1, 0), settings)
-    return Board(story=story, scenes=scenes, queue_position=position, eta_s=eta)
-
-
-async def _estimate(db: Database, story: Story, work: WorkLeft, jobs_ahead: int, settings: Settings) -> float | None:
-    if work.empty:
-        return None
-    workers = settings.worker_concurrency
-    lanes = min(workers, settings.provider_concurrency)
-    if story.owner_id is not None:
-        lanes = min(lanes, settings.user_concurrency)
-    return estimate_seconds(
-        work, jobs_ahead=jobs_ahead, workers=workers, lanes=lanes, durations=await recent_durations(db)
-    )
-
-
-async def recent_durations(db: Database) -> Durations:
-    """Average durations of recent work, per kind, falling back to the priors; cached for a minute."""
-    cached = _durations_cache.get(db.path)
-    if cached is not None and time.monotonic() - cached[0] < DURATIONS_TTL_S:
-        return cached[1]
-    priors = Durations()
-    means = await asset_rows.mean_durations(db)
-    text = await job_rows.mean_duration(db, JobKind.WRITE_STORY.value)
-    durations = Durations(
-        text=priors.text if text is None else text,
-        image=means.get(AssetKind.IMAGE, priors.image),
-        clip=means.get(AssetKind.VIDEO, priors.clip),
-    )
-    _durations_cache[db.path] = (time.monotonic(), durations)
-    return durations
 
 
 class StoryboardUpdater:

@@ -27,12 +27,11 @@ import discord
 from bot.domain import Story
 from bot.errors import DeliveryBlocked
 from cogs._render import clip
-from storage import stories as story_rows
 
 if TYPE_CHECKING:
     from discord.ext import commands
 
-    from bot.runtime import Runtime
+    from bot.services.storyboards import Storyboards
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +86,9 @@ class Place:
 
 
 class MessageTargets:
-    def __init__(self, bot: commands.Bot, runtime: Runtime, upload_limit_bytes: int | None) -> None:
+    def __init__(self, bot: commands.Bot, records: Storyboards, upload_limit_bytes: int | None) -> None:
         self.bot = bot
-        self.runtime = runtime
+        self.records = records
         self.upload_limit_bytes = upload_limit_bytes  # None: the guild's own limit
         self._thread_locks: dict[str, asyncio.Lock] = {}
 
@@ -103,7 +102,7 @@ class MessageTargets:
         return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
 
     async def fresh(self, story: Story) -> Story:
-        return await story_rows.get(self.runtime.db, story.id) or story
+        return await self.records.story(story.id) or story
 
     def home(self, story: Story) -> Place:
         """Where the story's messages are now, without making anything: its thread, else its channel."""
@@ -124,7 +123,7 @@ class MessageTargets:
             if thread_id is None:
                 await self.move_to_channel(fresh, NO_THREAD_NOTE)
                 return self.home(fresh.model_copy(update={"post_in_channel": True}))
-            await self._record(fresh, thread_id=thread_id)
+            await self.records.record_thread(fresh.id, thread_id)
             return self.home(fresh.model_copy(update={"thread_id": thread_id}))
 
     # -- losses ------------------------------------------------------------------------------------
@@ -132,12 +131,12 @@ class MessageTargets:
     async def move_to_channel(self, story: Story, note: str) -> None:
         """Post the rest of the story in its channel (the thread is locked, or none can be made)."""
         log.info("story %s: posting in the channel from now on (%s)", story.id, note)
-        await self._record(story, post_in_channel=True, delivery_note=note)
+        await self.records.post_in_channel(story.id, note)
 
     async def forget_thread(self, story: Story) -> None:
         """The thread was deleted: the next post starts a new one on the storyboard."""
         log.info("story %s: its thread %s was deleted; a new one will be made", story.id, story.thread_id)
-        await self._record(story, thread_id=None)
+        await self.records.record_thread(story.id, None)
 
     async def unarchive(self, thread_id: int) -> bool:
         """Unarchive a thread (Discord archives idle threads); False when the bot may not (it is locked)."""
@@ -167,11 +166,6 @@ class MessageTargets:
         if guild is None or channel is None:
             return None
         return channel.permissions_for(guild.me)
-
-    async def _record(self, story: Story, **fields: object) -> None:
-        rt = self.runtime
-        async with rt.db.transaction() as conn:
-            await story_rows.update(conn, story.id, now=rt.clock.now(), **fields)
 
     async def _make_thread(self, story: Story) -> int | None:
         assert story.channel_id is not None and story.storyboard_message_id is not None

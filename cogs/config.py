@@ -17,7 +17,7 @@ from discord.ext import commands
 
 from bot.domain import MAX_DAILY_LIMIT, MAX_FALLBACKS, GuildConfig, Modality
 from bot.errors import UserInputError
-from bot.services.guild_config import GuildSettings, split_models
+from bot.services.guild_config import split_models
 from cogs._publisher import NO_MENTIONS
 from cogs._render import MAX_CHOICE_CHARS, MAX_CHOICES, MAX_CONTENT, clip, model_choices
 
@@ -61,8 +61,7 @@ class ConfigCog(commands.Cog):
     def __init__(self, bot: StoryBot) -> None:
         self.bot = bot
         self.runtime = bot.runtime
-        rt = self.runtime
-        self.settings = GuildSettings(rt.db, rt.registry, rt.settings.routing, rt.clock)
+        self.settings = bot.runtime.guild_settings
 
     # -- subcommands ------------------------------------------------------------------------------
 
@@ -230,3 +229,7 @@ class ConfigCog(commands.Cog):
 
     async def _answer(self, interaction: discord.Interaction, text: str) -> None:
         await interaction.response.send_message(clip(text, MAX_CONTENT), ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+async def setup(bot: StoryBot) -> None:
+    await bot.add_cog(ConfigCog(bot))

@@ -81,3 +81,7 @@ class StatusCog(commands.Cog):
         embed.set_image(url=f"attachment://{CHART_FILE}")
         chart = discord.File(io.BytesIO(png), filename=CHART_FILE)
         await interaction.edit_original_response(embed=embed, attachments=[chart])
+
+
+async def setup(bot: StoryBot) -> None:
+    await bot.add_cog(StatusCog(bot))

@@ -20,11 +20,10 @@ from discord.ext import commands
 from bot.domain import Modality
 from bot.errors import StorybotError, UserInputError
 from bot.services.stories import StoryOptions
-from cogs._publisher import NO_MENTIONS
+from cogs._library import StoryLibrary
+from cogs._publisher import NO_MENTIONS, DiscordPublisher
 from cogs._render import model_choices, storyboard_embed
-from cogs._storyboard import load_board
 from cogs._targets import NEEDED_FOR_THREADS, NEEDED_IN_CHANNEL, NEEDED_IN_THREAD, and_list, missing_names
-from cogs.library import StoryLibrary
 
 if TYPE_CHECKING:
     from bot.app import StoryBot
@@ -82,10 +81,10 @@ def no_thread_note(interaction: discord.Interaction) -> str | None:
 class StoryCog(commands.Cog):
     story = app_commands.Group(name="story", description="Illustrated, optionally animated stories", guild_only=True)
 
-    def __init__(self, bot: StoryBot) -> None:
+    def __init__(self, bot: StoryBot, publisher: DiscordPublisher) -> None:
         self.bot = bot
         self.runtime = bot.runtime
-        self.publisher = bot.publisher
+        self.publisher = publisher
         self.library = StoryLibrary(bot)
 
     @story.command(name="new", description="Write a story from a prompt and illustrate every scene")
@@ -140,7 +139,7 @@ class StoryCog(commands.Cog):
             await interaction.response.send_message(CANNOT_START, ephemeral=True)
             return
         await interaction.response.defer()
-        board = await load_board(self.runtime.db, self.runtime.queue, story.id, settings=self.runtime.settings)
+        board = await self.runtime.storyboards.board(story.id)
         assert board is not None
         message = await interaction.edit_original_response(embed=storyboard_embed(board), allowed_mentions=NO_MENTIONS)
         await self.publisher.attach_storyboard(story.id, message.id)
@@ -197,4 +196,6 @@ class StoryCog(commands.Cog):
 
 
 async def setup(bot: StoryBot) -> None:
-    await bot.add_cog(StoryCog(bot))
+    if bot.publisher is None:
+        raise RuntimeError("StoryBot.setup_hook builds the Discord publisher before it loads this extension")
+    await bot.add_cog(StoryCog(bot, bot.publisher))

@@ -46,6 +46,10 @@ class GuildSettings:
     async def get(self, guild_id: int) -> GuildConfig:
         return await guilds.get(self.db, guild_id) or default_config(guild_id)
 
+    async def alert_channels(self) -> dict[int, int]:
+        """Server id -> the channel its health alerts go to, for every server that chose one."""
+        return await guilds.alert_channels(self.db)
+
     def parse_route(self, modality: Modality, primary: str, fallbacks: str | None) -> ModalityRoute:
         """A route of usable models of ``modality``; UserInputError names what to fix (and the usable models)."""
         primary_key = self.registry.require_usable(primary.strip(), modality).key

@@ -1,6 +1,6 @@
 """Saved stories: a user's stories page by page, finding one with its ownership checked, deleting one.
 
-No Discord here: ``cogs/library.py`` turns these results, and the UserInputErrors raised with a
+No Discord here: ``cogs/_library.py`` turns these results, and the UserInputErrors raised with a
 message fit to show, into Discord messages. Every lookup is scoped to one server: a story from
 another server is answered exactly like an unknown one.
 """

@@ -1,6 +1,6 @@
 """Retry a scene's failed clip, or redraw its picture: the checks and the re-queue, in one transaction.
 
-The Retry and Redraw buttons (cogs/buttons.py) call this; nothing here knows Discord, so the presser
+The Retry and Redraw buttons (cogs/_buttons.py) call this; nothing here knows Discord, so the presser
 arrives as plain values. Everything is decided inside one ``BEGIN IMMEDIATE`` transaction: two presses
 racing each other queue one render (the second finds the scene already pending), and a refusal, a
 quota included, leaves nothing changed.

@@ -1,6 +1,7 @@
 """/story list, /story show and /story delete: a user's saved stories, answered privately.
 
-The lookups and the deletion live in bot/services/library.py; this module turns them into ephemeral messages.
+The commands belong to the /story group of cogs/story.py, which hands them to ``StoryLibrary`` here. The
+lookups and the deletion live in bot/services/library.py; this module turns them into ephemeral messages.
 Who may do what: list and autocomplete show only your own stories in this server; show replays your
 own story, or anyone's in this server for a member with Manage Messages (the stories were posted
 publicly here anyway); delete is for the owner only, after a confirmation.
@@ -32,7 +33,6 @@ from cogs._render import (
     status_word,
     storyboard_embed,
 )
-from cogs._storyboard import load_board
 
 if TYPE_CHECKING:
     from bot.app import StoryBot
@@ -112,7 +112,7 @@ class StoryLibrary:
     def __init__(self, bot: StoryBot) -> None:
         self.bot = bot
         self.runtime = bot.runtime
-        self.library = Library(self.runtime.db, self.runtime.queue, self.runtime.media)
+        self.library = bot.runtime.library
 
     async def choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         found = await self.library.suggest(interaction.guild_id, interaction.user.id, current)
@@ -139,7 +139,7 @@ class StoryLibrary:
             await refuse(interaction, exc)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        board = await load_board(self.runtime.db, self.runtime.queue, story.id, settings=self.runtime.settings)
+        board = await self.runtime.storyboards.board(story.id)
         if board is None:
             await interaction.edit_original_response(content="⚠️ That story was deleted a moment ago.")
             return
