@@ -3,30 +3,32 @@
 Errors a user can fix (bad settings, bad input, unusable paths, a newer database) print one line
 and exit 2; an interrupted run exits 130 (Ctrl-C) or 143 (SIGTERM) and says how to resume. The bot
 itself (`run` with DISCORD_TOKEN) treats SIGTERM as its normal stop and exits 0 (see bot.app.run_bot).
+
+Start-up time: at module level this imports only bot.errors and a few small standard modules (not even
+asyncio), so ``--help`` and a usage error answer at once. Each command imports what it needs (settings
+and pydantic, the Runtime with the provider SDKs, PyAV and Pillow, discord.py) inside its own function.
+``models`` needs neither the Runtime nor the providers, and it runs without the SIGTERM handler (which
+lives in bot.runtime): it ends within milliseconds of its imports, and nothing it does needs handing back.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sqlite3
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.domain import StoryStatus
 from bot.errors import RESTORE_HINT, ConfigError, DatabaseDamaged, StorageError, Terminated, UserInputError, plain_words
-from bot.health.table import format_status, format_table
-from bot.routing.registry import Registry
-from bot.runtime import EXIT_TERMINATED, Runtime, on_sigterm
-from bot.services.progress import progress_of
-from bot.services.stories import StoryOptions
-from bot.settings import Settings, load_settings
-from storage import scenes as scene_rows
-from storage import stories as story_rows
-from storage.db import Database, is_damaged
+
+if TYPE_CHECKING:
+    from bot.routing.registry import Registry
+    from bot.runtime import Runtime
+    from bot.services.stories import StoryOptions
+    from bot.settings import Settings
 
 DEMO_PROMPT = "a lighthouse keeper befriends a storm"
 EXIT_USAGE = 2
@@ -71,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # imported here: start-up time (pydantic, asyncio), which --help and a usage error do without
+    import asyncio
+
+    from bot.settings import load_settings
+
     try:
         settings = load_settings()
         _configure_logging(settings, args.verbose)
@@ -79,12 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"storybot: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except sqlite3.DatabaseError as exc:  # the file went bad while a command was running
+        from storage.db import is_damaged  # imported here: start-up time (aiosqlite)
+
         print(f"storybot: {DatabaseDamaged(str(exc)) if is_damaged(exc) else exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\nstorybot: interrupted; nothing is lost. {RESUME_HINT}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Terminated as exc:
+        from bot.runtime import EXIT_TERMINATED  # imported here: start-up time (loaded by now: _until_sigterm)
+
         print(f"\nstorybot: stopped ({exc}); nothing is lost. {RESUME_HINT}", file=sys.stderr)
         return EXIT_TERMINATED
     except Exception as exc:  # a bug or the machine: one plain sentence here, the details with -v
@@ -114,11 +125,17 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     }
     if args.command == "run" and settings.discord_token is not None:
         return await commands["run"]()  # the bot stops itself on SIGTERM (run_bot)
+    if args.command == "models":
+        return await commands["models"]()  # no SIGTERM handler: that would import the Runtime (module docstring)
     return await _until_sigterm(commands[args.command])
 
 
 async def _until_sigterm(command: Callable[[], Awaitable[int]]) -> int:
     """Run a one-shot command; SIGTERM cancels it as Ctrl-C does (jobs handed back, database closed)."""
+    import asyncio  # imported here: start-up time (loaded by main already)
+
+    from bot.runtime import on_sigterm  # imported here: start-up time (the Runtime's imports are heavy)
+
     task = asyncio.current_task()
     assert task is not None
     with on_sigterm(task.cancel) as stop:
@@ -133,11 +150,13 @@ async def _until_sigterm(command: Callable[[], Awaitable[int]]) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.discord_token is None:
+        from bot.services.stories import StoryOptions  # imported here: start-up time (Pillow, PyAV)
+
         print("No DISCORD_TOKEN set: rendering a demo story offline with the local models.")
         options = StoryOptions(prompt=DEMO_PROMPT, scenes=3, video=True, out_dir=args.out)
         return await _render(settings, options)
     check_writable(settings.media_dir, "MEDIA_DIR")  # else every story would fail after it was accepted
-    from bot.app import run_bot  # imports discord.py only when the bot really runs
+    from bot.app import run_bot  # imported here: start-up time (discord.py, only when the bot really runs)
 
     if "log_level" not in settings.model_fields_set:
         logging.getLogger("bot.app").setLevel(logging.INFO)  # the one "ready" line shows at the default level
@@ -145,6 +164,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _story(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.services.stories import StoryOptions  # imported here: start-up time (Pillow, PyAV)
+
     reference = None
     if args.reference is not None:
         if not args.reference.is_file():
@@ -179,6 +200,13 @@ def check_writable(folder: Path, setting: str | None = None) -> None:
 
 
 async def _render(settings: Settings, options: StoryOptions) -> int:
+    # imported here: start-up time (the Runtime imports the provider SDKs, PyAV and Pillow)
+    import asyncio
+
+    from bot.domain import StoryStatus
+    from bot.runtime import Runtime
+    from storage import stories as story_rows
+
     assert options.out_dir is not None
     check_writable(settings.media_dir, "MEDIA_DIR")  # else every render fails, after the story was stored
     check_writable(options.out_dir)
@@ -206,6 +234,8 @@ async def _render(settings: Settings, options: StoryOptions) -> int:
 
 
 async def _print_progress(rt: Runtime, story_id: str, video: bool, shown: list[str]) -> None:
+    import asyncio  # imported here: start-up time (loaded by main already)
+
     while True:
         await _print_line(rt, story_id, video, shown)
         await asyncio.sleep(0.3)
@@ -213,6 +243,11 @@ async def _print_progress(rt: Runtime, story_id: str, video: bool, shown: list[s
 
 async def _print_line(rt: Runtime, story_id: str, video: bool, shown: list[str]) -> None:
     """Print the story's progress line if it changed since the last one in ``shown``."""
+    # imported here: start-up time (pydantic models and aiosqlite; loaded already by _render's Runtime)
+    from bot.services.progress import progress_of
+    from storage import scenes as scene_rows
+    from storage import stories as story_rows
+
     story = await story_rows.get(rt.db, story_id)
     if story is None:
         return
@@ -223,6 +258,8 @@ async def _print_line(rt: Runtime, story_id: str, video: bool, shown: list[str])
 
 
 async def _work(settings: Settings) -> int:
+    from bot.runtime import Runtime  # imported here: start-up time (provider SDKs, PyAV, Pillow)
+
     async with Runtime(settings) as rt:
         stats = await rt.run_until_empty()
         await rt.sweep_leftovers()  # what killed runs left while this one worked
@@ -235,12 +272,36 @@ async def _work(settings: Settings) -> int:
 
 
 async def _models(settings: Settings) -> int:
-    async with Runtime(settings) as rt:
-        print(format_models(rt.registry))
+    """The registry as a Runtime of this process sees it, without building one (start-up time): the
+    catalogue, the models file and the keys, plus what the stored health says (retired, key refused).
+    A fresh process has no cooldowns or open breakers of its own, so the health verdict is all it adds."""
+    # imported here: start-up time (only these, not the Runtime with the provider SDKs, PyAV and Pillow)
+    from bot.clock import SystemClock
+    from bot.health.book import HealthBook
+    from bot.health.rules import Thresholds
+    from bot.routing.registry import Registry
+    from storage import health as health_rows
+    from storage.db import Database
+
+    registry = Registry.load(settings)
+    registry.validate_routing(settings.routing)
+    db = await Database(settings.database_path).open()  # as Runtime.open: created and migrated if missing
+    try:
+        entries = await health_rows.load_health(db)
+    finally:
+        await db.close()
+    book = HealthBook(registry, SystemClock(), Thresholds.from_settings(settings))
+    book.load(entries)
+    registry.set_health_hook(book.verdict)
+    print(format_models(registry))
     return 0
 
 
 async def _status(settings: Settings) -> int:
+    # imported here: start-up time (provider SDKs, PyAV, Pillow)
+    from bot.health.table import format_status
+    from bot.runtime import Runtime
+
     rt = await Runtime(settings).open(create=False)  # a status of a database made just now would mislead
     try:
         print(format_status(await rt.health.report(live=False)))
@@ -252,6 +313,8 @@ async def _status(settings: Settings) -> int:
 
 
 async def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.db import Database  # imported here: start-up time (aiosqlite)
+
     if args.db_command == "check":
         return await _db_check(settings)
     db = await Database(settings.database_path).open(migrate=False, create=args.db_command == "migrate")
@@ -269,6 +332,8 @@ async def _db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _db_check(settings: Settings) -> int:
+    from storage.db import Database  # imported here: start-up time (aiosqlite)
+
     try:
         # Unverified: reporting what is wrong is the point here, so a damaged file is opened all the same.
         db = await Database(settings.database_path).open(migrate=False, create=False, verify=False)
@@ -291,6 +356,8 @@ async def _db_check(settings: Settings) -> int:
 
 
 def format_models(registry: Registry) -> str:
+    from bot.health.table import format_table  # imported here: start-up time (pydantic models)
+
     rows = []
     for spec in sorted(registry.specs(), key=lambda s: (s.modality.value, s.provider, s.key)):
         availability = registry.availability(spec.key)
@@ -304,6 +371,8 @@ def format_models(registry: Registry) -> str:
 
 
 def format_queue(counts: Mapping[str, int]) -> str:
+    from bot.health.table import format_table  # imported here: start-up time (pydantic models)
+
     order = ("queued", "running", "succeeded", "failed", "dead", "cancelled")
     return format_table(("status", "jobs"), [(name, str(counts.get(name, 0))) for name in order])
 

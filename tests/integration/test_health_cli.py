@@ -1,4 +1,5 @@
-"""`storybot status` prints the health the running bot stored: one row per model, then the queue."""
+"""`storybot status` prints the health the running bot stored: one row per model, then the queue; `storybot
+models` says which models that health makes unusable, as the bot's own registry does."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli import format_models
+from bot.domain import CallRecord
 from bot.errors import ErrorKind
 from bot.health.model import Probe
-from bot.routing.router import CallRecord
 from bot.runtime import Runtime
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
+from tests.support.cli_main import run_main
 
 
 def parse_table(text: str) -> list[dict[str, str]]:
@@ -28,12 +30,15 @@ def parse_table(text: str) -> list[dict[str, str]]:
     return [{name: line[a:b].strip() for name, (a, b) in zip(names, bounds, strict=True)} for line in body]
 
 
-async def a_bot_ran(db_path: Path) -> None:
-    """What a running bot leaves behind: four local-sketch calls (one failed) and a retired OpenAI model."""
-    settings = load_settings(
+def bot_settings(db_path: Path) -> Settings:
+    return load_settings(
         database_path=db_path, media_dir=db_path.parent / "media", openai_api_key="sk-test", health_http_port=0
     )
-    async with Runtime(settings) as runtime:
+
+
+async def a_bot_ran(db_path: Path) -> None:
+    """What a running bot leaves behind: four local-sketch calls (one failed) and a retired OpenAI model."""
+    async with Runtime(bot_settings(db_path)) as runtime:
         now = time.time()
         for index, error in enumerate([None, None, ErrorKind.TRANSIENT, None]):
             runtime.health.recorder(CallRecord("local-sketch", now - 60 + index, 40.0 + index, error, False))
@@ -53,10 +58,10 @@ def test_status_prints_each_models_health_and_the_queue(
     monkeypatch.setenv("DATABASE_PATH", str(db_path))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     stored_before = stored_health(db_path)
-    assert main(["status"]) == 0
+    result = run_main(capsys, "status")
+    assert result.returncode == 0, result.stderr
     assert stored_health(db_path) == stored_before  # a read writes nothing
-    out = capsys.readouterr().out
-    health, queue_line, counts = out.strip().split("\n\n")
+    health, queue_line, counts = result.stdout.strip().split("\n\n")
     rows = {row["model"]: row for row in parse_table(health)}
     assert rows["local-sketch"] == {
         "model": "local-sketch", "state": "up", "success": "75 %", "p50/p95": "40 ms / 43 ms", "fallback": "0 %",
@@ -67,3 +72,35 @@ def test_status_prints_each_models_health_and_the_queue(
     assert "dall-e-3" not in rows  # retired in the catalogue long ago and not routed to: not listed
     assert queue_line.startswith("Queue: 0 waiting")
     assert counts.splitlines()[0].split() == ["status", "jobs"]
+
+
+async def a_key_was_refused(db_path: Path, model_key: str) -> None:
+    async with Runtime(bot_settings(db_path)) as runtime:
+        probe = Probe(model_key, ok=False, checked_at=time.time(), error_kind=ErrorKind.AUTH, detail="401")
+        runtime.health.book.on_probe(probe)
+
+
+async def models_as_a_runtime_sees_them(db_path: Path) -> str:
+    async with Runtime(bot_settings(db_path)) as runtime:
+        return format_models(runtime.registry)
+
+
+def test_models_says_what_the_stored_health_makes_unusable_as_the_runtime_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db_path = tmp_path / "storybot.db"
+    asyncio.run(a_bot_ran(db_path))
+    asyncio.run(a_key_was_refused(db_path, "gpt-5-mini"))
+    monkeypatch.setenv("DATABASE_PATH", str(db_path))
+    monkeypatch.setenv("MEDIA_DIR", str(tmp_path / "media"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    stored_before = stored_health(db_path)
+    result = run_main(capsys, "models")  # builds no Runtime: the registry and the stored health only
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert stored_health(db_path) == stored_before  # a read writes nothing
+    table, _aliases = result.stdout.split("\n\n")
+    rows = {row["key"]: row for row in parse_table(table)}
+    assert rows["gpt-image-1.5"]["status"] == "unavailable: retired by its provider; use gpt-image-1-mini instead"
+    assert rows["gpt-5-mini"]["status"] == "unavailable: the provider refused its API key"
+    assert rows["gpt-image-1-mini"]["status"] == "available" and rows["local-sketch"]["status"] == "available"
+    assert result.stdout == asyncio.run(models_as_a_runtime_sees_them(db_path)) + "\n"
