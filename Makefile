@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/storybot run
 
+# In parallel (pytest-xdist): one worker per CPU and one more (tests/conftest.py), tests handed out as workers
+# free up. `.venv/bin/pytest` alone runs serially, e.g. to see a test's output with -s.
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,26 +1,47 @@
 """Every test runs isolated from the developer's machine: no provider keys, no Discord token, no
 routing overrides, and no `.env` (each test starts in its own empty folder), so nothing can reach
-a real API by accident."""
+a real API by accident. Every test can run beside any other (pytest-xdist): its own folder, port 0 or
+a ``reserved_port``, nothing written in the repository."""
 
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-_LEAKY_PREFIXES = ("ROUTING__",)
-_LEAKY_NAMES = {
-    "DISCORD_TOKEN", "DEV_GUILD_ID", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL",
-    "OPENAI_API_KEY", "XAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-    "OPENAI_BASE_URL", "XAI_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_API_VERSION",
-    "DATABASE_PATH", "MEDIA_DIR", "MODELS_FILE",
-}  # fmt: skip
+from tests.support.environment import isolate
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name in _LEAKY_NAMES or name.startswith(_LEAKY_PREFIXES):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+    isolate(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def reserved_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that no other test (or xdist worker) is handed while this test runs.
+
+    Servers the tests start bind port 0 and report their port. The bot's /health server cannot:
+    ``HEALTH_HTTP_PORT=0`` means "off". So this binds a socket to port 0 with SO_REUSEADDR and holds it,
+    not listening, until the test ends. Meanwhile the kernel hands the port to no other ``bind()`` to port 0,
+    and a connection to it is refused; a server that also sets SO_REUSEADDR (asyncio's, and so aiohttp's,
+    default on POSIX) can still bind and listen on it, since the holder does not listen. The port serves as
+    "nothing listens here" and as the port to give the bot, with no window in which another test can take it.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", 0))
+        yield int(holder.getsockname()[1])
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: without it (-p no:xdist) there is nothing to answer
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (as ``make test`` runs) starts one worker more than there are CPUs: many tests spend much of
+    their time waiting on a subprocess, a socket or a timer. PYTEST_XDIST_AUTO_NUM_WORKERS still decides."""
+    if chosen := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(chosen)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cpus + 1

@@ -18,19 +18,18 @@ from storage import jobs as job_rows
 from storage import scenes as scene_rows
 from storage import stories as story_rows
 from storage.db import Database
-from tests.e2e.test_story_command import (
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord_state import PERM_MANAGE_MESSAGES, CallbackRecord, FakeMessage
+from tests.fakes.providers import FakeProviders, Fault
+from tests.support.discord_harness import (
     OWNER,
     STORY_TIMEOUT_S,
     decode_clip,
     embed_text,
-    fake,  # noqa: F401  (the fake Discord fixture)
     make_settings,
     running,
     storyboard_done,
 )
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_state import PERM_MANAGE_MESSAGES, CallbackRecord, FakeMessage
-from tests.fakes.providers import FakeProviders, Fault
 
 STRANGER, MODERATOR = 301, 302
 ACK_S = 10.0  # generous: the fake's own 3 s deadline is what the bot must meet
@@ -96,7 +95,7 @@ async def refused(server: FakeDiscord, user_id: int, message: FakeMessage, custo
 
 
 async def test_a_failed_clip_is_retried_after_a_restart(
-    fake: FakeDiscord,  # noqa: F811
+    fake: FakeDiscord,
     providers: FakeProviders,
     tmp_path: Path,
 ) -> None:
@@ -149,7 +148,7 @@ async def test_a_failed_clip_is_retried_after_a_restart(
 
 
 async def test_a_retry_that_fails_again_shows_the_new_error_and_a_fresh_button(
-    fake: FakeDiscord,  # noqa: F811
+    fake: FakeDiscord,
     providers: FakeProviders,
     tmp_path: Path,
 ) -> None:
@@ -186,7 +185,7 @@ def board_text(server: FakeDiscord, board: FakeMessage) -> str | None:
     return embed_text(message) if message is not None and message.embeds else None
 
 
-async def test_redraw_by_a_moderator_replaces_the_picture_and_its_clip(fake: FakeDiscord, tmp_path: Path) -> None:  # noqa: F811
+async def test_redraw_by_a_moderator_replaces_the_picture_and_its_clip(fake: FakeDiscord, tmp_path: Path) -> None:
     fake.add_member(STRANGER, "stranger")
     fake.add_member(MODERATOR, "moderator", PERM_MANAGE_MESSAGES)
     settings = make_settings(tmp_path, fake)
@@ -223,7 +222,7 @@ async def test_redraw_by_a_moderator_replaces_the_picture_and_its_clip(fake: Fak
         assert len(end_notes(fake, board)) == 1 and len(thread_messages(fake, board)) == 3
 
 
-async def test_forged_buttons_get_a_clear_answer_and_change_nothing(fake: FakeDiscord, tmp_path: Path) -> None:  # noqa: F811
+async def test_forged_buttons_get_a_clear_answer_and_change_nothing(fake: FakeDiscord, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, fake)
     async with running(settings) as bot:
         db, now = bot.runtime.db, bot.runtime.clock.now()

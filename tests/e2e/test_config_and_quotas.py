@@ -15,10 +15,10 @@ from bot.services.stories import StoryOptions
 from storage import guilds
 from storage import scenes as scene_rows
 from storage import stories as story_rows
-from tests.e2e.test_story_command import OWNER, make_settings, running, wait_for_story
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_interactions import InteractionHandle
 from tests.fakes.discord_state import GUILD_ID, FakeChannel
+from tests.support.discord_harness import OWNER, make_settings, running, wait_for_story
 
 ADMIN = 202
 MANAGE_GUILD = 1 << 5

@@ -19,7 +19,6 @@ from bot.domain import JobKind, JobStatus, StoryStatus
 from storage import jobs as job_rows
 from storage import scenes as scene_rows
 from storage import stories as story_rows
-from tests.e2e.test_story_command import OWNER, STORY_TIMEOUT_S, make_settings, running
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_state import (
     PERM_ATTACH_FILES,
@@ -30,6 +29,7 @@ from tests.fakes.discord_state import (
     PERM_VIEW_CHANNEL,
     FakeMessage,
 )
+from tests.support.discord_harness import OWNER, STORY_TIMEOUT_S, make_settings, running
 
 ACK_S = 10.0
 DAY_S = 24 * 3600.0

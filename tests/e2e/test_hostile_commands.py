@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 from storage import stories as story_rows
-from tests.e2e.test_story_command import OWNER, STORY_TIMEOUT_S, fake, make_settings, running  # noqa: F401
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_state import FakeMessage
+from tests.support.discord_harness import OWNER, STORY_TIMEOUT_S, make_settings, running
 
 HOSTILE_PROMPT = "**Bold** fox [click me](https://evil.example/x) @everyone <@201> <@&110> ||spoiler|| `code`"
 # What must never show unescaped: a masked link, bold, a spoiler, inline code, a mass mention, a user mention.
@@ -25,7 +25,7 @@ RAW = [
 
 
 async def test_thirty_commands_at_once_are_refused_privately_past_the_limit(
-    fake: FakeDiscord,  # noqa: F811
+    fake: FakeDiscord,
     tmp_path: Path,
 ) -> None:
     settings = make_settings(tmp_path, fake, max_running_stories=2)
@@ -53,7 +53,7 @@ def visible_texts(message: FakeMessage) -> list[str]:
 
 
 async def test_markdown_links_and_mentions_from_a_prompt_are_shown_escaped(
-    fake: FakeDiscord,  # noqa: F811
+    fake: FakeDiscord,
     tmp_path: Path,
 ) -> None:
     async with running(make_settings(tmp_path, fake), storyboard_interval_s=0.2) as bot:

@@ -12,13 +12,15 @@ from PIL import Image
 
 from bot.app import StoryBot
 from bot.domain import Story, StoryStatus
-from cogs.library import short_date
+from cogs._library import short_date
 from storage import assets as asset_rows
 from storage import deliveries
 from storage import jobs as job_rows
 from storage import scenes as scene_rows
 from storage import stories as story_rows
-from tests.e2e.test_story_command import (
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord_state import GUILD_ID, PERM_MANAGE_MESSAGES, TEXT_CHANNEL_ID, FakeMessage
+from tests.support.discord_harness import (
     CLIP_LIMIT,
     OWNER,
     decode_clip,
@@ -27,8 +29,6 @@ from tests.e2e.test_story_command import (
     running,
     wait_for_story,
 )
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_state import GUILD_ID, PERM_MANAGE_MESSAGES, TEXT_CHANNEL_ID, FakeMessage
 
 STRANGER, MODERATOR = 202, 203
 OTHER_GUILD = 999

@@ -7,30 +7,21 @@ import asyncio
 import os
 import signal
 import sqlite3
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.domain import StoryStatus
 from storage import stories as story_rows
-from tests.e2e.test_story_command import OWNER, make_settings, running, wait_for_story
 from tests.fakes.discord import FakeDiscord
+from tests.support.cli import STORYBOT, read_until
+from tests.support.discord_harness import OWNER, make_settings, running, wait_for_story
 
 pytestmark = pytest.mark.slow
 
-STORYBOT = [sys.executable, "-m", "bot.cli"]
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 SCENES = 3
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        server.add_member(OWNER, "owner")
-        yield server
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -51,19 +42,6 @@ def _scalar(db: Path, sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0])
 
 
-async def _read_until(stream: asyncio.StreamReader, needle: str, seen: list[str], timeout_s: float) -> None:
-    async def scan() -> None:
-        while True:
-            line = (await stream.readline()).decode(errors="replace")
-            if not line:
-                raise AssertionError(f"the bot exited before printing {needle!r}:\n{''.join(seen)}")
-            seen.append(line)
-            if needle in line:
-                return
-
-    await asyncio.wait_for(scan(), timeout_s)
-
-
 def _posted_files(server: FakeDiscord) -> list[str]:
     threads = server.threads()
     return [a.filename for thread in threads for m in server.channel_messages(thread.id) for a in m.attachments]
@@ -80,7 +58,7 @@ async def test_sigterm_stops_the_bot_cleanly_and_a_restart_finishes_the_story(
     stderr: list[str] = []
     try:
         assert process.stderr is not None
-        await _read_until(process.stderr, "storybot ready as", stderr, READY_TIMEOUT_S)
+        await read_until(process.stderr, "storybot ready as", stderr, READY_TIMEOUT_S)
         handle = await fake.slash(OWNER, "story", "new", options={"prompt": "a heron keeps time", "scenes": SCENES,
                                                                   "video": True})  # fmt: skip
         assert (await handle.ack()).type == 5

@@ -3,38 +3,23 @@
 from __future__ import annotations
 
 import io
-import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 from PIL import Image
 
-from bot.domain import GuildConfig
+from bot.domain import CallRecord, GuildConfig
 from bot.health.chart import HEIGHT, WIDTH
-from bot.routing.router import CallRecord
 from storage import guilds
-from tests.e2e.test_story_command import OWNER, make_settings, running, wait_for_story
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_state import GUILD_ID
+from tests.support.discord_harness import OWNER, make_settings, running, wait_for_story
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        server.add_member(OWNER, "owner")
-        yield server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def test_status_shows_every_model_and_attaches_a_decodable_chart(fake: FakeDiscord, tmp_path: Path) -> None:
-    port = free_port()
+async def test_status_shows_every_model_and_attaches_a_decodable_chart(
+    fake: FakeDiscord, tmp_path: Path, reserved_port: int
+) -> None:
+    port = reserved_port
     async with running(make_settings(tmp_path, fake, health_http_port=port)):
         story = await fake.slash(OWNER, "story", "new", options={"prompt": "a heron learns to sing", "scenes": 1})
         await story.ack()

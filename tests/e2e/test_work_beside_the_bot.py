@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,21 +18,14 @@ import pytest
 from bot.runtime import Runtime
 from bot.services.stories import StoryOptions
 from bot.settings import Settings
-from tests.e2e.test_story_command import OWNER, STORY_TIMEOUT_S, make_settings, running, thread_complete
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_state import GUILD_ID
-from tests.integration.test_cli import STORYBOT, cli_env
+from tests.support.cli import STORYBOT, cli_env
+from tests.support.discord_harness import OWNER, STORY_TIMEOUT_S, make_settings, running, thread_complete
 
 pytestmark = pytest.mark.slow
 
 SCENES = 2
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        server.add_member(OWNER, "owner")
-        yield server
 
 
 async def storybot_work(tmp_path: Path, settings: Settings) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +14,12 @@ import aiohttp
 import pytest
 
 from bot.jobs import supervisor
-from bot.jobs.worker import WorkerPool
+from bot.jobs.worker import Worker
 from storage import stories as story_rows
-from tests.e2e.test_status import free_port
-from tests.e2e.test_story_command import OWNER, make_settings, running, wait_for_story
 from tests.fakes.discord import FakeDiscord
+from tests.support.discord_harness import OWNER, make_settings, running, wait_for_story
 
 WAIT_S = 30.0
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        server.add_member(OWNER, "owner")
-        yield server
 
 
 async def eventually(condition: Callable[[], bool], what: str) -> None:
@@ -45,16 +37,20 @@ async def health(port: int) -> tuple[int, dict[str, Any]]:
 
 
 async def test_a_dead_worker_pool_is_restarted_and_nothing_is_accepted_meanwhile(
-    fake: FakeDiscord, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    fake: FakeDiscord,
+    tmp_path: Path,
+    reserved_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    real_fill = WorkerPool._fill
+    real_fill = Worker._fill
     crashed: list[bool] = []
 
-    async def fill_that_crashes_once(self: WorkerPool, tasks: set[asyncio.Task[None]]) -> None:
+    async def fill_that_crashes_once(self: Worker) -> None:
         if not crashed:
             crashed.append(True)
             raise RuntimeError("a bug in the pool itself")
-        await real_fill(self, tasks)
+        await real_fill(self)
 
     # The supervisor's wait before the restart lasts until the test has looked at the bot without workers.
     looked = asyncio.Event()
@@ -63,10 +59,10 @@ async def test_a_dead_worker_pool_is_restarted_and_nothing_is_accepted_meanwhile
         await looked.wait()
         return stop.is_set()
 
-    monkeypatch.setattr(WorkerPool, "_fill", fill_that_crashes_once)
+    monkeypatch.setattr(Worker, "_fill", fill_that_crashes_once)
     monkeypatch.setattr(supervisor, "_stopped_within", wait_for_the_test)
     caplog.set_level(logging.WARNING, logger="bot.jobs.supervisor")
-    port = free_port()
+    port = reserved_port
     async with running(make_settings(tmp_path, fake, health_http_port=port)) as bot:
         await eventually(lambda: bot.supervisor.restarts == 1, "the pool never crashed")
         assert not bot.supervisor.running and not bot.runtime.accepting_stories()

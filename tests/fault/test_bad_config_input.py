@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.discord import FakeDiscord
-from tests.integration.test_cli import STORYBOT, assert_refused, cli_env
+from tests.support.cli import STORYBOT, assert_refused, cli_env
 
 RUN_TIMEOUT_S = 60.0
 HAS_PROC = Path("/proc/self").is_dir()  # a filesystem where nothing can be created, even by root

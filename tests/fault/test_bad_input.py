@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -33,7 +32,10 @@ from bot.domain import Scene, Story, new_id
 from bot.settings import Settings
 from storage import scenes as scene_rows
 from storage import stories as story_rows
-from tests.e2e.test_story_command import (
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord_interactions import InteractionHandle
+from tests.fakes.discord_state import GUILD_ID, MIB, PERM_MANAGE_GUILD, CallbackRecord, FakeChannel
+from tests.support.discord_harness import (
     OWNER,
     make_settings,
     png_bytes,
@@ -41,17 +43,13 @@ from tests.e2e.test_story_command import (
     wait_for_story,
     wait_until_idle,
 )
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.discord_interactions import InteractionHandle
-from tests.fakes.discord_state import GUILD_ID, MIB, PERM_MANAGE_GUILD, CallbackRecord, FakeChannel
+from tests.support.environment import isolate
 
 IN_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")  # the one bot of this module lives in this loop
 
 STRANGER, ADMIN = 301, 302
 ACK_S = 10.0  # generous on a loaded machine; the fake's own 3 s deadline is what the bot must meet
 STORY_TABLES = ("stories", "scenes", "media_assets", "jobs", "deliveries", "guild_config", "usage")
-LEAKY = {"DISCORD_TOKEN", "DEV_GUILD_ID", "OPENAI_API_KEY", "XAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-         "MODELS_FILE", "DATABASE_PATH", "MEDIA_DIR"}  # fmt: skip
 SQLISH = "' OR 1=1 --"
 TEN_KB = "a story " * 1280
 MENTIONS = "@everyone @here <@201> <@&110> <@!301> a parade for the whole server"
@@ -83,9 +81,7 @@ def image_bytes(fmt: str, size: tuple[int, int] = (8, 8), mode: str = "RGB") -> 
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     tmp = tmp_path_factory.mktemp("bad-input")
     with pytest.MonkeyPatch.context() as env:  # module scope: the autouse isolation fixture runs per test only
-        env.chdir(tmp)
-        for name in [n for n in os.environ if n in LEAKY or n.startswith("ROUTING__")]:
-            env.delenv(name)
+        isolate(env, tmp)
         async with FakeDiscord() as fake:
             fake.add_member(OWNER, "owner")
             fake.add_member(STRANGER, "stranger")

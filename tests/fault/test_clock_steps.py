@@ -20,12 +20,12 @@ import pytest
 
 from bot.clock import SystemClock
 from bot.domain import GenerationJob, JobKind, JobStatus
-from bot.jobs import JobContext, JobOutcome, JobQueue, WorkerPool
+from bot.jobs import JobContext, JobOutcome, JobQueue, Worker
 from bot.runtime import Runtime
 from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
 from storage.db import Database
-from tests.integration.test_cli import STORYBOT, cli_env
+from tests.support.cli import STORYBOT, cli_env
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +97,7 @@ async def test_a_live_job_of_a_process_an_hour_behind_is_not_taken(tmp_path: Pat
             await release.wait()
             return JobOutcome(result={"rendered_by": ctx.owner})
 
-        owner = WorkerPool(queue, {JobKind.RENDER_IMAGE: slow_render}, owner="otherhost:1:alive")
+        owner = Worker(queue, {JobKind.RENDER_IMAGE: slow_render}, owner="otherhost:1:alive")
         running = asyncio.create_task(owner.run_until_empty())
         await asyncio.wait_for(started.wait(), timeout=10)
         work = asyncio.create_task(storybot_work(tmp_path))  # by its clock our lease ran out an hour ago

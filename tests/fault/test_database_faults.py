@@ -9,7 +9,7 @@ import random
 import shutil
 import signal
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -19,24 +19,34 @@ from bot.errors import StorageError
 from bot.runtime import Runtime
 from bot.services.stories import StoryOptions
 from bot.settings import load_settings
-from tests.e2e.test_sigterm import STORYBOT, _read_until
-from tests.e2e.test_status import free_port
-from tests.e2e.test_story_command import OWNER
 from tests.fakes.discord import FakeDiscord
-from tests.integration.test_cli import PROMPT, cli_env, sha256, storybot
+from tests.support.cli import PROMPT, STORYBOT, cli_env, read_until, sha256, storybot
+from tests.support.discord_harness import OWNER
+from tests.support.environment import isolate
 
 COMMAND_TIMEOUT_S = 60  # each damaged-database command answers in a second or two
 BOT_TIMEOUT_S = 60.0
 
 
-def a_real_database(folder: Path) -> Path:
-    """A database with a finished story in it, made by the real command, its WAL folded in."""
-    made = storybot(folder, "story", PROMPT, "--scenes", "2", "--out", "out", timeout=COMMAND_TIMEOUT_S)
+@pytest.fixture(scope="module")
+def real_story_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder with a database holding a finished story (its WAL folded in), its media and its storybook,
+    made once per module by the real command; each test damages a copy of it."""
+    folder = tmp_path_factory.mktemp("real-story")
+    with pytest.MonkeyPatch.context() as env:  # module scope: the autouse isolation fixture runs per test only
+        isolate(env, folder)
+        made = storybot(folder, "story", PROMPT, "--scenes", "2", "--out", "out", timeout=COMMAND_TIMEOUT_S)
     assert made.returncode == 0, made.stderr
-    db = folder / "storybot.db"
-    with sqlite3.connect(db) as conn:
+    with sqlite3.connect(folder / "storybot.db") as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return db
+    yield folder
+
+
+@pytest.fixture
+def a_real_database(real_story_folder: Path, tmp_path: Path) -> Path:
+    """A copy, in the test's own folder, of the real story folder; the path of its database."""
+    shutil.copytree(real_story_folder, tmp_path, dirs_exist_ok=True)
+    return tmp_path / "storybot.db"
 
 
 def overwrite_pages(db: Path, pages: list[int], seed: int = 11) -> None:
@@ -74,15 +84,15 @@ COMMANDS = {
 @pytest.mark.parametrize("damage", list(DAMAGE))
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_a_damaged_database_is_one_line_and_a_failure_from_every_command(
-    tmp_path: Path, damage: str, command: str
+    tmp_path: Path, a_real_database: Path, reserved_port: int, damage: str, command: str
 ) -> None:
-    db = a_real_database(tmp_path)
+    db = a_real_database
     overwrite_pages(db, DAMAGE[damage])
     assert quick_check(db) != "ok"
     before = sha256(db)
     env = {}
     if command == "run-bot":  # refused before it would try to reach Discord (nothing listens there)
-        env = {"DISCORD_TOKEN": "a.valid-looking.token", "DISCORD_API_BASE": f"http://127.0.0.1:{free_port()}"}
+        env = {"DISCORD_TOKEN": "a.valid-looking.token", "DISCORD_API_BASE": f"http://127.0.0.1:{reserved_port}"}
 
     result = storybot(tmp_path, *COMMANDS[command], env=env, timeout=COMMAND_TIMEOUT_S)
 
@@ -98,8 +108,8 @@ def test_a_damaged_database_is_one_line_and_a_failure_from_every_command(
     assert sha256(db) == before
 
 
-def test_db_check_says_ok_or_what_is_wrong(tmp_path: Path) -> None:
-    db = a_real_database(tmp_path)
+def test_db_check_says_ok_or_what_is_wrong(tmp_path: Path, a_real_database: Path) -> None:
+    db = a_real_database
     good = storybot(tmp_path, "db", "check")
     assert (good.returncode, good.stderr) == (0, ""), good.stderr
     assert good.stdout.strip() == f"{db}: ok (SQLite's integrity check found nothing wrong)"
@@ -156,8 +166,8 @@ async def health_status(port: int) -> int:
         return response.status
 
 
-async def test_the_bot_notices_its_database_file_deleted(fake: FakeDiscord, tmp_path: Path) -> None:
-    port = free_port()
+async def test_the_bot_notices_its_database_file_deleted(fake: FakeDiscord, tmp_path: Path, reserved_port: int) -> None:
+    port = reserved_port
     db = tmp_path / "storybot.db"
     env = cli_env(tmp_path, DISCORD_TOKEN=fake.token, DISCORD_API_BASE=fake.api_base,
                   DISCORD_GATEWAY_URL=fake.gateway_url, HEALTH_HTTP_PORT=str(port))  # fmt: skip
@@ -167,7 +177,7 @@ async def test_the_bot_notices_its_database_file_deleted(fake: FakeDiscord, tmp_
     stderr: list[str] = []
     try:
         assert process.stderr is not None
-        await _read_until(process.stderr, "storybot ready as", stderr, BOT_TIMEOUT_S)
+        await read_until(process.stderr, "storybot ready as", stderr, BOT_TIMEOUT_S)
         assert await health_status(port) == 200
 
         shutil.move(db, tmp_path / "moved-away.db")  # as `rm` or a restore script would, under the live bot

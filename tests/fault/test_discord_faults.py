@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from bot.domain import JobStatus
-from tests.e2e.test_story_command import OWNER, make_settings, running, storyboard_done
 from tests.fakes.discord import FakeDiscord
-from tests.fault.ledger import assert_nothing_lost_or_doubled
+from tests.support.discord_harness import OWNER, make_settings, running, storyboard_done
+from tests.support.ledger import assert_nothing_lost_or_doubled
 
 pytestmark = pytest.mark.slow
 

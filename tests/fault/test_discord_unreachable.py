@@ -15,16 +15,14 @@ import discord
 import pytest
 
 from bot.app import plain_reconnect_lines, unreachable_reason
-from tests.e2e.test_sigterm import STORYBOT
-from tests.e2e.test_status import free_port
-from tests.integration.test_cli import cli_env, storybot
+from tests.support.cli import STORYBOT, cli_env, storybot
 
 WAIT_S = 60.0
 ATTEMPT = re.compile(r"cannot reach Discord \(connection refused; attempt (\d+)\); trying again in (\d+) s$")
 
 
-async def test_run_waits_out_an_unreachable_discord_until_stopped(tmp_path: Path) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there: every connection is refused
+async def test_run_waits_out_an_unreachable_discord_until_stopped(tmp_path: Path, reserved_port: int) -> None:
+    closed = f"http://127.0.0.1:{reserved_port}"  # nothing listens there: every connection is refused
     env = cli_env(tmp_path, DISCORD_TOKEN="a.valid-looking.token", DISCORD_API_BASE=closed, HEALTH_HTTP_PORT="0")
     process = await asyncio.create_subprocess_exec(
         *STORYBOT, "run", env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

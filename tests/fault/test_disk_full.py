@@ -23,7 +23,7 @@ from bot.media import store as media_store
 from bot.runtime import Runtime
 from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
-from tests.fault.ledger import assert_nothing_lost_or_doubled, decode_media, media_files
+from tests.support.ledger import assert_nothing_lost_or_doubled, decode_media, media_files
 
 SCENES = 2
 DISK_FULL_TEXT = "the disk is full (No space left on device); free some space, then try again"

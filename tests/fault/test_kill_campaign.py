@@ -31,8 +31,8 @@ import pytest
 from bot.media.store import MediaStore, sweep_partials
 from bot.publish.storybook import STALE_PARTIAL_S
 from bot.runtime import PARTIAL_MAX_AGE_S
-from tests.fault.conftest import fault_seed
-from tests.fault.ledger import assert_nothing_lost_or_doubled, decode_media, media_files
+from tests.support.faults import fault_seed
+from tests.support.ledger import assert_nothing_lost_or_doubled, decode_media, media_files
 
 pytestmark = pytest.mark.slow
 

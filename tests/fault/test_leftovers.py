@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.test_cli import cli_env, storybot
+from tests.support.cli import cli_env, storybot
 
 STORY = "0123456789abcdef0123456789abcdef"
 TIMEOUT_S = 60

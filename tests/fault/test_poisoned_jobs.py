@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 from bot.runtime import Runtime
+from bot.services.storyboards import load_board
 from bot.settings import load_settings
-from cogs._storyboard import load_board
 from storage.db import dumps
-from tests.integration.test_cli import PROMPT, STORYBOT, cli_env, storybot
+from tests.support.cli import PROMPT, STORYBOT, cli_env, storybot
 
 TIMEOUT_S = 120
 

@@ -27,8 +27,9 @@ from bot.settings import load_settings
 from storage import assets
 from storage import jobs as job_rows
 from tests.fakes.providers import FakeProviders, Fault, FaultKind
-from tests.fault.conftest import fault_seed, provider_env
-from tests.fault.ledger import assert_nothing_lost_or_doubled
+from tests.support.faults import fault_seed
+from tests.support.ledger import assert_nothing_lost_or_doubled
+from tests.support.providers import fault_provider_env
 
 pytestmark = pytest.mark.slow
 
@@ -141,7 +142,7 @@ async def test_every_story_completes_through_a_provider_storm(
     every_log: pytest.LogCaptureFixture,
 ) -> None:
     providers = storm_providers
-    env = provider_env(providers, tmp_path, PROVIDER_TIMEOUT_S=str(PROVIDER_TIMEOUT_S))
+    env = fault_provider_env(providers, tmp_path, PROVIDER_TIMEOUT_S=str(PROVIDER_TIMEOUT_S))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     rt = Runtime(load_settings(), out_dir=tmp_path / "out")

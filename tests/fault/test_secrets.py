@@ -21,10 +21,10 @@ import pytest
 from bot.runtime import Runtime
 from bot.services.stories import StoryOptions
 from bot.settings import load_settings
-from tests.e2e.test_story_command import OWNER, make_settings, running
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.providers import FakeProviders, Fault
-from tests.fault.conftest import provider_env
+from tests.support.discord_harness import OWNER, make_settings, running
+from tests.support.providers import fault_provider_env
 
 CANARY = "LEAKCANARY"
 KEYS = {
@@ -95,7 +95,7 @@ def leaks_in_logs(records: Iterable[logging.LogRecord]) -> list[str]:
 
 @pytest.fixture
 def key_env(providers: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = provider_env(providers, tmp_path, **KEYS)
+    env = fault_provider_env(providers, tmp_path, **KEYS)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
@@ -219,7 +219,7 @@ def arm_encoded_echoes(fake: FakeProviders) -> None:
 
 async def test_padded_keys_and_encoded_echoes_never_leak_from_the_cli(providers: FakeProviders, tmp_path: Path) -> None:
     arm_encoded_echoes(providers)
-    env = {**os.environ, **provider_env(providers, tmp_path, **PADDED)}
+    env = {**os.environ, **fault_provider_env(providers, tmp_path, **PADDED)}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.cli", "-v", "story", "a crab who dances", "--scenes", "1",
         "--out", str(tmp_path / "out"), env=env, cwd=tmp_path,

@@ -19,7 +19,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.domain import GenerationJob, JobKind, JobStatus
-from bot.jobs import JobContext, JobOutcome, JobQueue, Reschedule, WorkerPool
+from bot.jobs import JobContext, JobOutcome, JobQueue, Reschedule, Worker
 from storage.db import Database
 
 RENDER = JobKind.RENDER_IMAGE
@@ -27,8 +27,8 @@ HOUR = 3600.0
 LEASE_S = 60.0
 
 
-def pool(queue: JobQueue, handlers: dict[JobKind, Any], **options: Any) -> WorkerPool:
-    return WorkerPool(queue, handlers, clock=queue.clock, rng=random.Random(7), idle_poll_s=0.5, **options)
+def pool(queue: JobQueue, handlers: dict[JobKind, Any], **options: Any) -> Worker:
+    return Worker(queue, handlers, clock=queue.clock, rng=random.Random(7), idle_poll_s=0.5, **options)
 
 
 async def succeed(job: GenerationJob, ctx: JobContext) -> JobOutcome:

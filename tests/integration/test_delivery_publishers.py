@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bot.clock import FakeClock
 from bot.domain import GenerationJob, JobKind, JobStatus
-from bot.jobs import JobContext, JobQueue, WorkerPool
+from bot.jobs import JobContext, JobQueue, Worker
 from bot.pipeline.story_jobs import DISCORD_PUBLISHER, OFFLINE_PUBLISHER
 from bot.publish.storybook import OfflinePublisher
 from bot.runtime import Runtime
@@ -73,7 +73,7 @@ async def test_burst_mode_ends_with_another_publishers_deliveries_still_queued(d
 
     handlers = {DELIVER: handle, JobKind.RENDER_IMAGE: handle}
     render = await queue.enqueue(JobKind.RENDER_IMAGE, {})
-    stats = await asyncio.wait_for(WorkerPool(queue, handlers, clock=clock).run_until_empty(), timeout=10)
+    stats = await asyncio.wait_for(Worker(queue, handlers, clock=clock).run_until_empty(), timeout=10)
 
     assert ran == [render.id] and stats.succeeded == 1
     assert (await queue.get(waiting.id)).attempts == 0  # type: ignore[union-attr]
@@ -107,7 +107,7 @@ async def test_provider_limits_do_not_throttle_deliveries(db: Database, clock: F
     async def post(job: GenerationJob, ctx: JobContext) -> None:
         await asyncio.wait_for(together.wait(), timeout=10)  # every delivery at once, or none finishes
 
-    pool = WorkerPool(queue, {DELIVER: post}, clock=clock, concurrency=4, provider_limit=1, user_limit=1)
+    pool = Worker(queue, {DELIVER: post}, clock=clock, concurrency=4, provider_limit=1, user_limit=1)
     stats = await asyncio.wait_for(pool.run_until_empty(), timeout=20)
     assert stats.succeeded == len(jobs)
 

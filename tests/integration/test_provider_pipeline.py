@@ -24,17 +24,7 @@ from bot.settings import Settings, load_settings
 from storage import assets, scenes, stories
 from storage import jobs as job_rows
 from tests.fakes.providers import FakeProviders, Fault, png_bytes
-
-
-def provider_env(fake: FakeProviders, tmp_path: Path) -> dict[str, str]:
-    return {
-        "OPENAI_API_KEY": "sk-test", "XAI_API_KEY": "xai-test", "GEMINI_API_KEY": "gemini-test",
-        "OPENAI_BASE_URL": fake.openai_base_url, "XAI_BASE_URL": fake.xai_base_url,
-        "GOOGLE_GEMINI_BASE_URL": fake.gemini_base_url,
-        "DATABASE_PATH": str(tmp_path / "storybot.db"), "MEDIA_DIR": str(tmp_path / "media"),
-        "VIDEO_POLL_S": "0.02", "PROVIDER_TIMEOUT_S": "5",
-        "ROUTING__IMAGE__RETRY_DELAY_MS": "100", "ROUTING__TEXT__RETRY_DELAY_MS": "100",
-    }  # fmt: skip
+from tests.support.providers import provider_env
 
 
 @pytest.fixture
@@ -167,7 +157,9 @@ async def test_the_local_model_is_the_last_resort_and_says_so(
         await rt.close()
 
 
-async def test_a_crash_after_video_submit_resumes_polling_the_same_request(fake: FakeProviders, tmp_path: Path) -> None:
+async def test_a_crash_after_video_submit_resumes_polling_the_same_request(
+    fake: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake.video_pending_polls = 10**6  # the clip never finishes while the first process lives
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")} | provider_env(fake, tmp_path)
     proc = await asyncio.create_subprocess_exec(
@@ -199,18 +191,14 @@ async def test_a_crash_after_video_submit_resumes_polling_the_same_request(fake:
 
     fake.video_pending_polls = 0
     for name, value in provider_env(fake, tmp_path).items():
-        os.environ[name] = value
-    try:
-        async with Runtime(load_settings(), out_dir=tmp_path / "out") as rt:
-            stats = await rt.run_until_empty()
-            assert stats.dead == 0 and stats.failed == 0
-            (story,) = await stories.list_all(rt.db)
-            assert story.status is StoryStatus.COMPLETE
-            (scene,) = await scenes.list_for_story(rt.db, story.id)
-            assert scene.video_status is VideoStatus.COMPLETE
-    finally:
-        for name in provider_env(fake, tmp_path):
-            os.environ.pop(name, None)
+        monkeypatch.setenv(name, value)
+    async with Runtime(load_settings(), out_dir=tmp_path / "out") as rt:
+        stats = await rt.run_until_empty()
+        assert stats.dead == 0 and stats.failed == 0
+        (story,) = await stories.list_all(rt.db)
+        assert story.status is StoryStatus.COMPLETE
+        (scene,) = await scenes.list_for_story(rt.db, story.id)
+        assert scene.video_status is VideoStatus.COMPLETE
     assert len(fake.calls("xai.videos.create")) == 1  # no second video paid for
     assert all(request_id in call.path for call in fake.calls("xai.videos.poll"))
 

@@ -10,7 +10,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.domain import GenerationJob, JobKind
-from bot.jobs import JobContext, JobQueue, WorkerPool
+from bot.jobs import JobContext, JobQueue, Worker
 from bot.jobs.contract import Handler
 from storage.db import Database
 
@@ -23,8 +23,8 @@ def queue(db: Database, clock: FakeClock) -> JobQueue:
     return JobQueue(db, clock, lease_s=60.0, max_attempts=3)
 
 
-def pool(queue: JobQueue, handlers: dict[JobKind, Handler], *, provider_limit: int) -> WorkerPool:
-    return WorkerPool(
+def pool(queue: JobQueue, handlers: dict[JobKind, Handler], *, provider_limit: int) -> Worker:
+    return Worker(
         queue, handlers, concurrency=3, provider_limit=provider_limit, user_limit=3,
         clock=queue.clock, idle_poll_s=0.05, rng=random.Random(7),
     )  # fmt: skip

@@ -14,10 +14,11 @@ import pytest
 from bot.clock import FakeClock
 from bot.domain import GenerationJob, JobKind, JobStatus
 from bot.errors import StorageError
-from bot.jobs import JobContext, JobOutcome, JobQueue, PermanentFailure, Reschedule, WorkerPool
+from bot.jobs import JobContext, JobOutcome, JobQueue, PermanentFailure, Reschedule, Worker
 from storage import jobs as job_rows
 from storage.db import Conn, Database
 from storage.job_recovery import MAX_INTERRUPTIONS
+from tests.support.database import hold_write_lock, insert_story
 
 RENDER = JobKind.RENDER_IMAGE
 PLAIN = "something went wrong on our side"  # what a job keeps of an error that is not ours (bot.errors.plain_words)
@@ -28,21 +29,12 @@ def queue(db: Database, clock: FakeClock) -> JobQueue:
     return JobQueue(db, clock, lease_s=60.0, max_attempts=3)
 
 
-def pool(queue: JobQueue, handlers: dict[JobKind, Any], **options: Any) -> WorkerPool:
+def pool(queue: JobQueue, handlers: dict[JobKind, Any], **options: Any) -> Worker:
     options.setdefault("concurrency", 4)
     options.setdefault("provider_limit", 4)
     options.setdefault("user_limit", 4)
     options.setdefault("idle_poll_s", 0.5)
-    return WorkerPool(queue, handlers, clock=queue.clock, rng=random.Random(7), **options)
-
-
-async def insert_story(conn: Database | Conn, story_id: str) -> None:
-    target = conn.conn if isinstance(conn, Database) else conn
-    await target.execute(
-        "INSERT INTO stories (id, prompt, text_model, image_model, scene_count, status, created_at, updated_at)"
-        " VALUES (?, 'a fox', 'local-template', 'local-sketch', 1, 'queued', 0, 0)",
-        (story_id,),
-    )
+    return Worker(queue, handlers, clock=queue.clock, rng=random.Random(7), **options)
 
 
 async def story_exists(db: Database, story_id: str) -> bool:
@@ -107,6 +99,49 @@ async def test_claim_query_reads_the_ready_index_without_sorting(
 
     assert any("jobs_ready" in detail for detail in details), details
     assert not any("TEMP B-TREE" in detail for detail in details), details
+
+
+async def test_settles_and_their_successors_commit_together_within_the_limits(
+    queue: JobQueue, clock: FakeClock
+) -> None:
+    jobs = []
+    for provider, user in [("openai", 1), ("xai", 2), ("openai", 3), ("openai", 4), ("google", 2)]:
+        jobs.append(await queue.enqueue(RENDER, {}, provider=provider, user_id=user))
+        clock.advance(1)  # due in this order
+    first, second = jobs[:2]
+    a, b = await queue.claim("w:1:a"), await queue.claim("w:1:a")
+    assert a is not None and b is not None and {a.id, b.id} == {first.id, second.id}
+
+    # Both settle; their successors count what still runs (one xai job elsewhere) and each other.
+    settled, successors = await queue.settle_then_claim(
+        [queue.finishing(a.id, "w:1:a", status=JobStatus.SUCCEEDED), queue.rescheduling(b.id, "w:1:a", delay_s=60)],
+        queue.successors("w:1:a", count=2, by_provider={"xai": 1}, provider_limit=1, by_user={}, user_limit=1),
+    )
+
+    assert settled == [True, True]
+    assert [(job.provider, job.user_id) for job in successors] == [("openai", 3), ("google", 2)]  # type: ignore[union-attr]
+    assert (await queue.get(a.id)).status is JobStatus.SUCCEEDED  # type: ignore[union-attr]
+    assert (await queue.get(b.id)).status is JobStatus.QUEUED  # type: ignore[union-attr]
+    assert (await queue.counts())["running"] == 2
+
+
+async def test_a_settle_whose_lease_is_lost_changes_nothing_and_claims_no_successor(
+    queue: JobQueue, clock: FakeClock
+) -> None:
+    job = await queue.enqueue(RENDER, {})
+    clock.advance(1)
+    await queue.enqueue(RENDER, {})
+    claimed = await queue.claim("w:1:a")
+    assert claimed is not None and claimed.id == job.id
+
+    settled, successors = await queue.settle_then_claim(
+        [queue.finishing(job.id, "w:2:other", status=JobStatus.SUCCEEDED)],
+        queue.successors("w:2:other", count=1, by_provider={}, provider_limit=1, by_user={}, user_limit=1),
+    )
+
+    assert (settled, successors) == ([False], [])
+    assert (await queue.get(job.id)).lease_owner == "w:1:a"  # type: ignore[union-attr]
+    assert (await queue.counts())["queued"] == 1
 
 
 async def test_queue_reads(queue: JobQueue, clock: FakeClock) -> None:
@@ -544,12 +579,6 @@ async def test_provider_and_user_limits_hold(queue: JobQueue) -> None:
 
 
 # --- a locked database -------------------------------------------------------------------------
-
-
-async def hold_write_lock(path: Path, holding: asyncio.Event, release: asyncio.Event) -> None:
-    async with Database(path) as other, other.transaction():
-        holding.set()
-        await release.wait()
 
 
 async def test_enqueue_waits_for_a_busy_database_then_succeeds(db_path: Path, db: Database, clock: FakeClock) -> None:

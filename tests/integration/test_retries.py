@@ -19,7 +19,7 @@ from bot.settings import load_settings
 from storage import deliveries, guilds, scenes, stories
 from storage import jobs as job_rows
 from tests.fakes.providers import FakeProviders, Fault
-from tests.integration.test_provider_pipeline import provider_env
+from tests.support.providers import provider_env
 
 GUILD, OWNER, STRANGER, MODERATOR = 5001, 201, 301, 302
 

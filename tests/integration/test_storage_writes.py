@@ -1,5 +1,5 @@
 """Storage writes that take one trip each: a stage move checked in its WHERE clause, an asset row created
-once, and a single statement committed on its own (Database.write_alone) under the same lock rules."""
+once, and a single statement committed on its own (Database.write) under the same lock rules."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bot.errors import IllegalTransition, StorageError
 from bot.jobs import JobQueue
 from storage import assets, scenes
 from storage.db import Database
-from tests.integration.test_queue import hold_write_lock, insert_story
+from tests.support.database import hold_write_lock, insert_story
 
 STORY = "story-1"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.domain import new_id
-from cogs.buttons import PostAgainButton, RedrawButton, RetryButton, redraw_view, retry_view
+from cogs._buttons import PostAgainButton, RedrawButton, RetryButton, redraw_view, retry_view
 
 
 def test_custom_ids_carry_the_scene_and_fit_discords_limit() -> None:

@@ -8,8 +8,9 @@ from typing import Any
 from bot.clock import FakeClock
 from bot.domain import ImageStatus, Modality, Scene, Story, StoryStatus, VideoStatus
 from bot.routing.catalog import ModelSpec
+from bot.services.storyboards import Board
 from cogs._publisher import nonce_for
-from cogs._render import Board, choice_name, model_choices, scene_caption, status_word, story_label, storyboard_embed
+from cogs._render import choice_name, model_choices, scene_caption, status_word, story_label, storyboard_embed
 from cogs._storyboard import StoryboardUpdater
 
 NOW = 1_800_000_000.0

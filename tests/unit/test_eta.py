@@ -22,10 +22,11 @@ from bot.domain import (
     VideoStatus,
 )
 from bot.jobs import JobQueue
+from bot.services import storyboards as storyboard
 from bot.services.progress import Durations, WorkLeft, estimate_seconds, eta_text, work_left
+from bot.services.storyboards import Board
 from bot.settings import load_settings
-from cogs import _storyboard as storyboard
-from cogs._render import Board, status_line
+from cogs._render import status_line
 from storage import assets as asset_rows
 from storage import scenes as scene_rows
 from storage import stories as story_rows
