@@ -221,7 +221,6 @@ class GenerationJob(_Model):
     publisher: str | None = None  # a deliver job's publisher ("discord", "offline"); only it may take the job
     heartbeats: int = 0  # bumped by each claim and heartbeat: how a reaper sees a live owner without clocks
     lease_s: float | None = None  # the lease its owner holds it under
-    composition_settings: dict[str, Any] = Field(default_factory=dict)
     model_fallback_occurred: bool = False
     generation_warnings: list[str] = Field(default_factory=list)
     result: dict[str, Any] | None = None

@@ -43,11 +43,11 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = (
     "id, kind, payload, status, attempts, max_attempts, run_after, lease_owner, lease_expires_at, "
-    "idempotency_key, remote_id, last_error, story_id, user_id, provider, publisher, composition_settings, "
+    "idempotency_key, remote_id, last_error, story_id, user_id, provider, publisher, "
     "model_fallback_occurred, generation_warnings, result, created_at, updated_at, finished_at"
 )
 # Columns stored as JSON, with the value a NULL stands for.
-_JSON_COLUMNS: dict[str, Any] = {"payload": {}, "composition_settings": {}, "generation_warnings": [], "result": None}
+_JSON_COLUMNS: dict[str, Any] = {"payload": {}, "generation_warnings": [], "result": None}
 
 
 def _validate(data: dict[str, Any]) -> GenerationJob:
@@ -142,13 +142,12 @@ async def savepoint(conn: Conn, name: str = "job_hook") -> AsyncIterator[Conn]:
 def _insert(job: GenerationJob, conn: sqlite3.Connection) -> tuple[bool, Row | None]:
     """(inserted, the row already holding its idempotency key)."""
     inserted = conn.execute(
-        f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 23)}) ON CONFLICT(idempotency_key) DO NOTHING "
+        f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 22)}) ON CONFLICT(idempotency_key) DO NOTHING "
         "RETURNING id",
         (
             job.id, job.kind.value, dumps(job.payload), job.status.value, job.attempts, job.max_attempts,
             job.run_after, job.lease_owner, job.lease_expires_at, job.idempotency_key, job.remote_id,
             job.last_error, job.story_id, job.user_id, job.provider, job.publisher,
-            dumps(job.composition_settings),
             int(job.model_fallback_occurred), dumps(job.generation_warnings),
             None if job.result is None else dumps(job.result), job.created_at, job.updated_at, job.finished_at,
         ),

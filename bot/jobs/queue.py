@@ -61,7 +61,6 @@ class JobQueue:
         publisher: str | None = None,
         delay_s: float = 0,
         max_attempts: int | None = None,
-        composition_settings: dict[str, Any] | None = None,
         conn: Conn | None = None,
     ) -> GenerationJob:
         """Add a job; with an idempotency_key already in the table, return that job instead."""
@@ -76,7 +75,6 @@ class JobQueue:
             publisher=publisher,
             run_after=now + max(delay_s, 0),
             max_attempts=max_attempts or self.max_attempts,
-            composition_settings=composition_settings or {},
             created_at=now,
             updated_at=now,
         )

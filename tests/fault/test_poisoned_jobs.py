@@ -50,7 +50,7 @@ def a_dead_pid() -> int:
 POISON: dict[str, tuple[dict[str, object], str]] = {
     "payload-not-json": ({"payload": "{not json"}, "its row cannot be read: payload is not JSON"),
     "unknown-kind": ({"kind": "teleport"}, "its row cannot be read: kind: Input should be"),
-    "settings-not-a-table": ({"composition_settings": "[1, 2]"}, "composition_settings: Input should be a valid"),
+    "warnings-not-a-list": ({"generation_warnings": '{"a": 1}'}, "generation_warnings: Input should be a valid"),
     # The reaper gives up a job whose lease expired for the 20th time; its row cannot be read either.
     # Its owner on another host beats no more: the reaper takes it once that has lasted its lease (1 s).
     "reaped": (
