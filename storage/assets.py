@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain import ASSET_TRANSITIONS, AssetKind, AssetStatus, MediaAsset, check_transition
-from storage.db import Conn, Database, Row, Target, dumps, fetch_all, fetch_one, loads
+from storage.db import Conn, Row, Target, dumps, fetch_all, fetch_one, loads
 
 _FIELDS = (
     "id", "story_id", "scene_id", "kind", "status", "model_requested", "model_used", "fallback_occurred",
@@ -68,19 +68,6 @@ async def set_status(conn: Conn, asset_id: str, status: AssetStatus, *, now: flo
         f"UPDATE media_assets SET {assignments}, updated_at = :now WHERE id = :id",
         {**columns, "now": now, "id": asset_id},
     )
-
-
-async def list_for_scene(db: Database, scene_id: str, kind: AssetKind | None = None) -> list[MediaAsset]:
-    if kind is None:
-        rows = await db.fetchall(
-            f"SELECT {_COLUMNS} FROM media_assets WHERE scene_id = ? ORDER BY created_at", (scene_id,)
-        )
-    else:
-        rows = await db.fetchall(
-            f"SELECT {_COLUMNS} FROM media_assets WHERE scene_id = ? AND kind = ? ORDER BY created_at",
-            (scene_id, kind),
-        )
-    return [_asset(row) for row in rows]
 
 
 async def list_for_story(target: Target, story_id: str) -> list[MediaAsset]:

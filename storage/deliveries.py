@@ -22,11 +22,6 @@ async def exists(db: Database, key: str) -> bool:
     return await db.fetchone("SELECT 1 FROM deliveries WHERE key = ?", (key,)) is not None
 
 
-async def keys_for_story(db: Database, story_id: str) -> list[str]:
-    rows = await db.fetchall("SELECT key FROM deliveries WHERE story_id = ? ORDER BY created_at", (story_id,))
-    return [row["key"] for row in rows]
-
-
 async def parked_count(target: Target, story_id: str, *, excluding: str | None = None) -> int:
     """How many of a story's deliveries are parked, or were given up on (failed or dead)."""
     row = await fetch_one(

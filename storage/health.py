@@ -138,11 +138,6 @@ async def calls_since(target: Target, since: float) -> list[CallRow]:
     return [_call(row) for row in rows]
 
 
-async def count_calls(target: Target) -> int:
-    row = await fetch_one(target, "SELECT COUNT(*) FROM model_calls")
-    return int(row[0]) if row else 0
-
-
 # buckets ---------------------------------------------------------------------------------------------------------
 
 

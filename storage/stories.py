@@ -123,11 +123,6 @@ async def existing_ids(target: Target, story_ids: Iterable[str]) -> set[str]:
     return found
 
 
-async def list_all(db: Database, *, limit: int = 50) -> list[Story]:
-    rows = await db.fetchall(f"SELECT {_COLUMNS} FROM stories ORDER BY created_at DESC LIMIT ?", (limit,))
-    return [_story(row) for row in rows]
-
-
 async def unfinished(db: Database) -> list[Story]:
     rows = await db.fetchall(
         f"SELECT {_COLUMNS} FROM stories WHERE status IN ('queued', 'writing', 'illustrating') ORDER BY created_at"

@@ -17,6 +17,7 @@ from bot.services.scene_actions import SCENE_ID
 from storage import jobs as job_rows
 from storage import scenes as scene_rows
 from storage import stories as story_rows
+from storage import testing as storage_testing
 from storage.db import Database
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_state import PERM_MANAGE_MESSAGES, CallbackRecord, FakeMessage
@@ -70,7 +71,7 @@ async def start_story(server: FakeDiscord, options: dict[str, Any]) -> FakeMessa
 
 
 async def only_story(db: Database) -> tuple[Story, Scene]:
-    [story] = await story_rows.list_all(db)
+    [story] = await storage_testing.list_all(db)
     [scene] = await scene_rows.list_for_story(db, story.id)
     return story, scene
 

@@ -15,6 +15,7 @@ from bot.services.stories import StoryOptions
 from storage import guilds
 from storage import scenes as scene_rows
 from storage import stories as story_rows
+from storage import testing as storage_testing
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_interactions import InteractionHandle
 from tests.fakes.discord_state import GUILD_ID, FakeChannel
@@ -94,7 +95,7 @@ async def test_an_admins_routing_becomes_the_servers_default_models(fake: FakeDi
         handle, ack = await new_story(fake, scenes=1)
         assert ack.type == 5
         await wait_for_story(fake, handle, scenes=1, video=False)
-        [story] = await story_rows.list_all(bot.runtime.db)
+        [story] = await storage_testing.list_all(bot.runtime.db)
         assert (story.image_model, story.text_model, story.status) == ("local-sketch", "local-template", "complete")
         [scene] = await scene_rows.list_for_story(bot.runtime.db, story.id)
         assert scene.image_model_used == "local-sketch"
@@ -114,7 +115,7 @@ async def test_video_turned_off_refuses_video_stories(fake: FakeDiscord, tmp_pat
         assert answer == "✅ Video is off: /story new refuses video in this server."
         _, ack = await new_story(fake, scenes=1, video=True)
         assert_refused(ack, "video is turned off in this server; run the story again without video")
-        assert await story_rows.list_all(bot.runtime.db) == []
+        assert await storage_testing.list_all(bot.runtime.db) == []
         assert sum((await bot.runtime.queue.counts()).values()) == 0
 
 
@@ -134,7 +135,7 @@ async def test_the_daily_picture_limit_refuses_with_the_limit_and_its_reset(fake
         assert_refused(ack, "you have used 2 of your 3 pictures today in this server and this story needs 2; ")
         assert re.search(r"the limit resets in (\d+ h( \d+ min)?|\d+ min|less than a minute) \(midnight UTC\)$",
                          ack.data["content"]), ack.data["content"]  # fmt: skip
-        assert len(await story_rows.list_all(bot.runtime.db)) == 1
+        assert len(await storage_testing.list_all(bot.runtime.db)) == 1
         assert await guilds.usage(bot.runtime.db, GUILD_ID, OWNER, day) == (2, 0)
 
 
@@ -147,7 +148,7 @@ async def test_too_many_running_stories_are_refused(fake: FakeDiscord, tmp_path:
             await story_rows.insert(conn, waiting)
         _, ack = await new_story(fake, scenes=1)
         assert_refused(ack, "you already have 1 story being made (the limit is 1); wait for it to finish")
-        assert [s.id for s in await story_rows.list_all(rt.db)] == [waiting.id]
+        assert [s.id for s in await storage_testing.list_all(rt.db)] == [waiting.id]
 
         async with rt.db.transaction() as conn:
             for status in (StoryStatus.WRITING, StoryStatus.ILLUSTRATING, StoryStatus.COMPLETE):

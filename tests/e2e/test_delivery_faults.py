@@ -18,7 +18,7 @@ from bot.clock import FakeClock
 from bot.domain import JobKind, JobStatus, StoryStatus
 from storage import jobs as job_rows
 from storage import scenes as scene_rows
-from storage import stories as story_rows
+from storage import testing as storage_testing
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_state import (
     PERM_ATTACH_FILES,
@@ -88,7 +88,7 @@ async def test_a_channel_the_bot_cannot_post_in_is_refused_before_any_work(
         ack = await handle.ack(ACK_S)
         assert (ack.type, ack.ephemeral) == (4, True), ack
         assert f"I need the {named} permission in this channel" in ack.data["content"]
-        assert await story_rows.list_all(bot.runtime.db) == []
+        assert await storage_testing.list_all(bot.runtime.db) == []
         assert (await bot.runtime.queue.counts())[JobStatus.QUEUED] == 0
     assert [m for m in fake.channel_messages() if not m.ephemeral] == [] and fake.threads() == []
 
@@ -98,7 +98,7 @@ async def test_without_thread_permissions_the_story_goes_into_the_channel(fake: 
     async with running(make_settings(tmp_path, fake), storyboard_interval_s=0.2) as bot:
         board = await start(fake, scenes=2)
         await fake.wait_until(lambda: finished(fake, fake.channel_id), STORY_TIMEOUT_S, "the end note")
-        [story] = await story_rows.list_all(bot.runtime.db)
+        [story] = await storage_testing.list_all(bot.runtime.db)
         assert story.status is StoryStatus.COMPLETE and story.thread_id is None and story.post_in_channel
         assert fake.threads() == []
         assert files_in(fake, fake.channel_id) == ["scene-01-image.png", "scene-02-image.png"]
@@ -113,7 +113,7 @@ async def test_a_redraw_in_a_thread_archived_days_ago_lands_in_place(
     async with running(make_settings(tmp_path, fake), storyboard_interval_s=0.2) as bot:
         board = await start(fake, scenes=1)
         await fake.wait_until(lambda: finished(fake, board.id), STORY_TIMEOUT_S, "the end note")
-        [story] = await story_rows.list_all(bot.runtime.db)
+        [story] = await storage_testing.list_all(bot.runtime.db)
         [scene] = await scene_rows.list_for_story(bot.runtime.db, story.id)
         picture = fake.message(scene.image_message_id or 0)
         old = [a.id for a in picture.attachments]
@@ -140,7 +140,7 @@ async def test_a_locked_thread_sends_the_rest_to_the_channel(fake: FakeDiscord, 
         fake.lock_thread(board.id)
         await fake.wait_until(lambda: finished(fake, board.id, fake.channel_id), STORY_TIMEOUT_S, "the end note")
 
-        [story] = await story_rows.list_all(bot.runtime.db)
+        [story] = await storage_testing.list_all(bot.runtime.db)
         assert story.status is StoryStatus.COMPLETE and story.post_in_channel and story.undelivered is None
         posted = Counter(files_in(fake, board.id, fake.channel_id))
         assert set(posted) == {"scene-01-image.png", "scene-02-image.png", "scene-01-video.mp4", "scene-02-video.mp4"}
@@ -158,7 +158,7 @@ async def test_a_deleted_thread_is_replaced_by_a_new_one(fake: FakeDiscord, tmp_
         await fake.delete_channel(board.id)
         await fake.wait_until(lambda: finished(fake, board.id, fake.channel_id), STORY_TIMEOUT_S, "the end note")
 
-        [story] = await story_rows.list_all(bot.runtime.db)
+        [story] = await storage_testing.list_all(bot.runtime.db)
         assert story.status is StoryStatus.COMPLETE and story.undelivered is None
         assert story.thread_id == board.id and not story.post_in_channel  # a new thread on the storyboard
         after = [m for m in fake.channel_messages(board.id) if m.id not in first_thread]
@@ -174,11 +174,11 @@ async def test_a_lost_permission_parks_the_story_until_post_again(fake: FakeDisc
         fake.set_overwrite(fake.channel_id, deny=PERM_SEND_MESSAGES_IN_THREADS | PERM_SEND_MESSAGES)
 
         async def parked() -> bool:
-            [story] = await story_rows.list_all(db)
+            [story] = await storage_testing.list_all(db)
             return story.undelivered is not None
 
         await _wait_async(fake, parked, "a parked delivery")
-        [story] = await story_rows.list_all(db)
+        [story] = await storage_testing.list_all(db)
         assert "Send Messages" in (story.undelivered or "")
         deliveries = [j for j in await job_rows.list_for_story(db, story.id) if j.kind is JobKind.DELIVER]
         assert all(j.attempts <= 1 for j in deliveries), "a parked delivery must not burn its attempts"
@@ -207,7 +207,7 @@ async def test_a_lost_permission_parks_the_story_until_post_again(fake: FakeDisc
         await fake.wait_until(lambda: finished(fake, board.id), STORY_TIMEOUT_S, "the end note")
 
         async def whole() -> bool:
-            [story] = await story_rows.list_all(db)
+            [story] = await storage_testing.list_all(db)
             return story.undelivered is None and story.status is StoryStatus.COMPLETE
 
         await _wait_async(fake, whole, "the story whole again")
@@ -225,7 +225,7 @@ async def test_a_deleted_storyboard_is_posted_again(fake: FakeDiscord, tmp_path:
         )
 
         async def settled() -> bool:
-            [story] = await story_rows.list_all(bot.runtime.db)
+            [story] = await storage_testing.list_all(bot.runtime.db)
             return story.status is StoryStatus.COMPLETE and story.storyboard_message_id not in (None, board.id)
 
         await _wait_async(fake, settled, "a new storyboard")
@@ -248,7 +248,7 @@ async def test_gateway_disruptions_mid_story_lose_nothing(fake: FakeDiscord, tmp
         posted = Counter(files_in(fake, board.id))
         assert posted == {f"scene-0{i}-{kind}": 1 for i in (1, 2) for kind in ("image.png", "video.mp4")}
         assert len(finished(fake, board.id)) == 1
-        [story] = await story_rows.list_all(bot.runtime.db)
+        [story] = await storage_testing.list_all(bot.runtime.db)
         assert story.status is StoryStatus.COMPLETE and story.undelivered is None
         # The bot still answers commands after the disruption.
         ack = await (await fake.slash(OWNER, "story", "list")).ack(ACK_S)
@@ -279,7 +279,7 @@ async def test_a_channel_the_bot_can_no_longer_see_is_told_to_the_owner_in_a_dm(
 
         await fake.wait_until(dm, STORY_TIMEOUT_S, "a direct message to the owner")
         [told] = dm()
-        [story] = await story_rows.list_all(db)
+        [story] = await storage_testing.list_all(db)
         assert "I can no longer see" in told.content or "View Channel" in told.content, told.content
         assert told.custom_ids == ["storybot:repost:" + story.id]
         assert told.allowed_mentions is not None and told.allowed_mentions["parse"] == []
@@ -297,7 +297,7 @@ async def test_a_stranger_cannot_press_post_again(fake: FakeDiscord, tmp_path: P
     async with running(make_settings(tmp_path, fake), storyboard_interval_s=0.2) as bot:
         board = await start(fake, scenes=1)
         fake.set_overwrite(fake.channel_id, deny=PERM_SEND_MESSAGES | PERM_SEND_MESSAGES_IN_THREADS)
-        [story] = await story_rows.list_all(bot.runtime.db)
+        [story] = await storage_testing.list_all(bot.runtime.db)
         button = "storybot:repost:" + story.id
         await fake.wait_until(lambda: button in fake.message(board.id).custom_ids, STORY_TIMEOUT_S, "the button")
         answer = await (await fake.click(301, board.id, button)).ack(ACK_S)

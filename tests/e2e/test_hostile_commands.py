@@ -7,7 +7,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from storage import stories as story_rows
+from storage import testing as storage_testing
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_state import FakeMessage
 from tests.support.discord_harness import OWNER, STORY_TIMEOUT_S, make_settings, running
@@ -39,7 +39,7 @@ async def test_thirty_commands_at_once_are_refused_privately_past_the_limit(
         assert len(started) == 2 and len(refused) == 28, [(a.type, a.data) for a in acks]
         assert all(ack.ephemeral and "you already have 2 stories being made" in ack.data["content"] for ack in refused)
         assert all(not ack.ephemeral for ack in started)
-        assert len(await story_rows.list_all(bot.runtime.db)) == 2
+        assert len(await storage_testing.list_all(bot.runtime.db)) == 2
         public = [m for m in fake.channel_messages() if not m.ephemeral]
         assert not any("Cannot" in m.content or "could not" in m.content for m in public)
 
@@ -66,7 +66,7 @@ async def test_markdown_links_and_mentions_from_a_prompt_are_shown_escaped(
             lambda: any("is finished" in m.content for m in fake.channel_messages(board.id)), STORY_TIMEOUT_S, "end"
         )
         listed = await (await fake.slash(OWNER, "story", "list")).ack()
-        [story] = await story_rows.list_all(bot.runtime.db)
+        [story] = await storage_testing.list_all(bot.runtime.db)
         shown = [fake.message(board.id), *fake.channel_messages(board.id)]
         texts = [text for message in shown for text in visible_texts(message)] + [str(listed.data)]
         assert any("click me" in text for text in texts), "the prompt is shown somewhere"

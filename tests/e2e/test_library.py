@@ -14,10 +14,10 @@ from bot.app import StoryBot
 from bot.domain import Story, StoryStatus
 from cogs._library import short_date
 from storage import assets as asset_rows
-from storage import deliveries
 from storage import jobs as job_rows
 from storage import scenes as scene_rows
 from storage import stories as story_rows
+from storage import testing as storage_testing
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_state import GUILD_ID, PERM_MANAGE_MESSAGES, TEXT_CHANNEL_ID, FakeMessage
 from tests.support.discord_harness import (
@@ -98,7 +98,7 @@ async def test_list_pages_autocomplete_and_show(fake: FakeDiscord, tmp_path: Pat
         _, snail_board = await new_story(fake, OWNER, "a snail races the tide")
         await new_story(fake, STRANGER, "a crab dances")
         db = bot.runtime.db
-        fox, snail, crab = sorted(await story_rows.list_all(db), key=lambda s: s.created_at)
+        fox, snail, crab = sorted(await storage_testing.list_all(db), key=lambda s: s.created_at)
         assert fox.title and snail.title and crab.title and crab.owner_id == STRANGER  # written by local-template
         older = [old_story(f"Old Tale {n}", fox.created_at - n * DAY) for n in range(1, 11)]
         elsewhere = old_story("Tale From Elsewhere", fox.created_at, guild_id=OTHER_GUILD)
@@ -166,7 +166,7 @@ async def test_delete_asks_then_removes_rows_and_files(fake: FakeDiscord, tmp_pa
         _, fox_board = await new_story(fake, OWNER, "a fox who learns to fly", reference=reference)
         await new_story(fake, OWNER, "a snail races the tide")
         db, media = bot.runtime.db, bot.runtime.media
-        fox, snail = sorted(await story_rows.list_all(db), key=lambda s: s.created_at)
+        fox, snail = sorted(await storage_testing.list_all(db), key=lambda s: s.created_at)
         await insert_rows(bot, old_story("Tale From Elsewhere", fox.created_at, guild_id=OTHER_GUILD))
         recorded = [fox.reference_path, *(a.path for a in await asset_rows.list_for_story(db, fox.id))]
         fox_files = [Path(p) for p in recorded if p]
@@ -189,7 +189,9 @@ async def test_delete_asks_then_removes_rows_and_files(fake: FakeDiscord, tmp_pa
 
         assert await story_rows.get(db, fox.id) is None
         assert await scene_rows.list_for_story(db, fox.id) == [] and await asset_rows.list_for_story(db, fox.id) == []
-        assert await job_rows.list_for_story(db, fox.id) == [] and await deliveries.keys_for_story(db, fox.id) == []
+        assert (
+            await job_rows.list_for_story(db, fox.id) == [] and await storage_testing.keys_for_story(db, fox.id) == []
+        )
         assert not media.story_dir(fox.id).exists() and not any(path.exists() for path in fox_files)
         assert any(media.story_dir(snail.id).iterdir())  # the other story keeps its files
         assert fake.message(fox_board.id).deleted is False  # what was posted stays
@@ -204,7 +206,7 @@ async def test_unknown_garbage_and_foreign_stories_are_refused(fake: FakeDiscord
         now = bot.runtime.clock.now()
         mine, elsewhere = old_story("Mine", now), old_story("Elsewhere", now, guild_id=OTHER_GUILD)
         await insert_rows(bot, mine, elsewhere)
-        before = [s.id for s in await story_rows.list_all(bot.runtime.db)]
+        before = [s.id for s in await storage_testing.list_all(bot.runtime.db)]
         cases = {
             "0" * 32: "can't find that story",
             "not-a-story!!": "can't find that story",
@@ -218,5 +220,5 @@ async def test_unknown_garbage_and_foreign_stories_are_refused(fake: FakeDiscord
                 assert expected in data["content"] and not data.get("components"), (command, typed, data)
             data = await answer(fake, STRANGER, command, story=mine.id)
             assert "belongs to someone else" in data["content"] and not data.get("components")
-        assert [s.id for s in await story_rows.list_all(bot.runtime.db)] == before
+        assert [s.id for s in await storage_testing.list_all(bot.runtime.db)] == before
         assert not [m for m in fake.channel_messages() if not m.ephemeral]

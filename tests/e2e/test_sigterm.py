@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.domain import StoryStatus
-from storage import stories as story_rows
+from storage import testing as storage_testing
 from tests.fakes.discord import FakeDiscord
 from tests.support.cli import STORYBOT, read_until
 from tests.support.discord_harness import OWNER, make_settings, running, wait_for_story
@@ -85,7 +85,7 @@ async def test_sigterm_stops_the_bot_cleanly_and_a_restart_finishes_the_story(
 
     async with running(make_settings(tmp_path, fake), storyboard_interval_s=0.2) as bot:
         await wait_for_story(fake, handle, scenes=SCENES, video=True)
-        [story] = await story_rows.list_all(bot.runtime.db)
+        [story] = await storage_testing.list_all(bot.runtime.db)
         assert story.status is StoryStatus.COMPLETE
     files = _posted_files(fake)
     expected = [f"scene-{i:02d}-{kind}" for i in range(1, SCENES + 1) for kind in ("image.png", "video.mp4")]

@@ -18,9 +18,9 @@ from bot.domain import JobStatus, StoryStatus
 from bot.publish.protocol import Delivery
 from bot.runtime import Runtime
 from bot.settings import load_settings
-from storage import deliveries
 from storage import scenes as scene_rows
 from storage import stories as story_rows
+from storage import testing as storage_testing
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_state import GUILD_ID
 from tests.support.discord_harness import (
@@ -48,7 +48,7 @@ async def test_story_with_video_from_command_to_posted_clips(fake: FakeDiscord, 
         fake.expire_tokens()  # as if 15 minutes had passed: the storyboard must still be edited
         board = await wait_for_story(fake, handle, scenes=2, video=True)
 
-        [story] = await story_rows.list_all(bot.runtime.db)
+        [story] = await storage_testing.list_all(bot.runtime.db)
         assert story.status is StoryStatus.COMPLETE and story.reference_path
         assert (story.storyboard_message_id, story.owner_id, story.channel_id) == (board.id, OWNER, fake.channel_id)
         assert fake.channel_messages() == [board]  # the scenes went into the thread, not the channel
@@ -131,7 +131,7 @@ async def test_bad_input_gets_an_ephemeral_message_and_stores_nothing(
         ack = await handle.ack()
         assert (ack.type, ack.status, ack.ephemeral) == (4, 200, True)
         assert expected in ack.data["content"], ack.data["content"]
-        assert await story_rows.list_all(bot.runtime.db) == []
+        assert await storage_testing.list_all(bot.runtime.db) == []
         assert sum((await bot.runtime.queue.counts()).values()) == 0
         assert [m for m in fake.channel_messages() if not m.ephemeral] == [] and fake.threads() == []
 
@@ -156,10 +156,10 @@ async def test_a_restarted_bot_posts_nothing_twice(fake: FakeDiscord, tmp_path: 
         assert (await bot.runtime.queue.counts())[JobStatus.QUEUED] == 0
 
         # A crash between posting and recording the delivery re-runs it: the clip message is edited, not re-posted.
-        story = await story_rows.get(bot.runtime.db, (await story_rows.list_all(bot.runtime.db))[-1].id)
+        story = await story_rows.get(bot.runtime.db, (await storage_testing.list_all(bot.runtime.db))[-1].id)
         assert story is not None and story.thread_id == thread.id
         [scene] = await scene_rows.list_for_story(bot.runtime.db, story.id)
-        keys = await deliveries.keys_for_story(bot.runtime.db, story.id)
+        keys = await storage_testing.keys_for_story(bot.runtime.db, story.id)
         [video_key] = [k for k in keys if k.startswith("deliver:video:")]
         again = Delivery(key=video_key, what="video", story=story, scenes=[scene], scene=scene)
         reference = await bot.publisher.publish(again)

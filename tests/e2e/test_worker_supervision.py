@@ -15,7 +15,7 @@ import pytest
 
 from bot.jobs import supervisor
 from bot.jobs.worker import Worker
-from storage import stories as story_rows
+from storage import testing as storage_testing
 from tests.fakes.discord import FakeDiscord
 from tests.support.discord_harness import OWNER, make_settings, running, wait_for_story
 
@@ -73,7 +73,7 @@ async def test_a_dead_worker_pool_is_restarted_and_nothing_is_accepted_meanwhile
         ack = await refused.ack()
         assert (ack.type, ack.status, ack.ephemeral) == (4, 200, True)
         assert "the bot cannot make stories right now" in ack.data["content"], ack.data["content"]
-        assert await story_rows.list_all(bot.runtime.db) == []
+        assert await storage_testing.list_all(bot.runtime.db) == []
 
         looked.set()
         await eventually(lambda: bot.supervisor.running, "the pool was never restarted")

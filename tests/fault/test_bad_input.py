@@ -32,6 +32,7 @@ from bot.domain import Scene, Story, new_id
 from bot.settings import Settings
 from storage import scenes as scene_rows
 from storage import stories as story_rows
+from storage import testing as storage_testing
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_interactions import InteractionHandle
 from tests.fakes.discord_state import GUILD_ID, MIB, PERM_MANAGE_GUILD, CallbackRecord, FakeChannel
@@ -91,7 +92,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                 handle = await fake.slash(OWNER, "story", "new", options={"prompt": "a lighthouse cat", "scenes": 1})
                 await wait_for_story(fake, handle, scenes=1, video=False)
                 await wait_until_idle(bot)  # the last delivery's commit must not land inside a row's snapshot
-                [story] = await story_rows.list_all(bot.runtime.db)
+                [story] = await storage_testing.list_all(bot.runtime.db)
                 [scene] = await scene_rows.list_for_story(bot.runtime.db, story.id)
                 assert scene.image_message_id is not None
                 elsewhere, far_scene, gone_scene_id = await seed_foreign_rows(bot)
@@ -434,7 +435,7 @@ async def test_a_prompt_full_of_mentions_is_posted_without_pinging_anyone(world:
     ack: CallbackRecord = await handle.ack(ACK_S)
     assert (ack.type, ack.status) == (5, 200)
     await wait_for_story(world.fake, handle, scenes=1, video=False)
-    stories = await story_rows.list_all(world.bot.runtime.db)
+    stories = await storage_testing.list_all(world.bot.runtime.db)
     assert len(stories) == len(before["rows"]["stories"]) + 1
     [story] = [s for s in stories if s.storyboard_message_id == handle.original.id]
     assert story.prompt == MENTIONS  # stored as typed; only its posting is defused

@@ -21,6 +21,7 @@ from bot.services.stories import StoryOptions
 from bot.settings import load_settings
 from storage import guilds
 from storage import stories as story_rows
+from storage import testing as storage_testing
 
 GUILD, OTHER_GUILD, USER, ADMIN = 9001, 9002, 301, 302
 START = 1_800_000_000.0  # 2027-01-15 08:00 UTC
@@ -60,7 +61,7 @@ def options(guild: int | None = GUILD, owner: int | None = USER, **extra: Any) -
 
 
 async def stored_count(rt: Runtime) -> int:
-    return len(await story_rows.list_all(rt.db))
+    return len(await storage_testing.list_all(rt.db))
 
 
 async def test_a_config_round_trips_and_a_server_without_one_gets_the_defaults(rt: Runtime) -> None:

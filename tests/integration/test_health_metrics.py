@@ -19,6 +19,7 @@ from bot.health.rules import Thresholds
 from bot.routing.catalog import BUILTIN_ALIASES, BUILTIN_SPECS
 from bot.routing.registry import Registry
 from storage import health as health_rows
+from storage import testing as storage_testing
 from storage.db import Database
 
 HALF_BIN = math.sqrt(GROWTH) - 1
@@ -113,10 +114,10 @@ async def test_pruning_deletes_only_aggregated_calls_older_than_the_retention(db
     old = [record(now - 31 * 86_400 - i, 100.0) for i in range(30)]
     await store(db, [*old, record(now - 29 * 86_400, 100.0), record(now - 60, 100.0)])
     assert await metrics.prune(db, now, 30) == 0  # nothing is aggregated yet: nothing may go
-    assert await health_rows.count_calls(db) == 32
+    assert await storage_testing.count_calls(db) == 32
     await metrics.aggregate(db)
     assert await metrics.prune(db, now, 30, batch=7) == 30  # in batches
-    assert await health_rows.count_calls(db) == 2
+    assert await storage_testing.count_calls(db) == 2
     kept = await health_rows.buckets_since(db, 0)
     assert {b.bucket_start for b in kept} == {metrics.bucket_of(now - 29 * 86_400), metrics.bucket_of(now - 60)}
 
@@ -129,7 +130,7 @@ async def test_recorder_writes_in_the_background_and_keeps_records_the_database_
     recorder(record(START + 1, 80.0, ErrorKind.TRANSIENT))
     assert book.get(MODEL).last_failure == START  # health changed at once, before any write
     await recorder.aclose()
-    assert await health_rows.count_calls(db) == 2
+    assert await storage_testing.count_calls(db) == 2
     [stored] = await health_rows.load_health(db)
     assert (stored.key, stored.error_count, stored.consecutive_failures) == (MODEL, 1, 1)
 
@@ -138,7 +139,7 @@ async def test_recorder_writes_in_the_background_and_keeps_records_the_database_
     assert not await recorder.flush() and recorder.pending == 1
     await db.open()
     assert await recorder.flush() and recorder.pending == 0
-    assert await health_rows.count_calls(db) == 3
+    assert await storage_testing.count_calls(db) == 3
 
 
 async def test_health_survives_a_restart(db: Database) -> None:

@@ -21,6 +21,7 @@ from bot.routing.registry import ModelSpec
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from storage import health as health_rows
+from storage import testing as storage_testing
 from tests.fakes.providers import FakeProviders
 
 START = 1_800_000_000.0
@@ -138,7 +139,7 @@ async def test_down_thresholds_alert_once_then_recover_once(tmp_path: Path, capl
         await runtime.health.tick()
         assert restarted.take() == set()
         assert await health_rows.open_alerts(runtime.db) == {}
-        assert await health_rows.count_calls(runtime.db) > 8  # every provider call was stored
+        assert await storage_testing.count_calls(runtime.db) > 8  # every provider call was stored
 
     logged = [r.getMessage() for r in caplog.records if r.name == "bot.health.alerts"]
     assert sum(m.startswith("🚨 Alert: ") for m in logged) == 4

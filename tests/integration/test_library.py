@@ -16,8 +16,9 @@ from bot.runtime import Runtime
 from bot.services.library import NOT_FOUND, Library, sweep_orphaned_media
 from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
-from storage import assets, deliveries, scenes, stories
+from storage import assets, scenes, stories
 from storage import jobs as job_rows
+from storage import testing as storage_testing
 from storage.db import Database
 from tests.fakes.providers import FakeProviders, Fault, png_bytes
 
@@ -165,7 +166,7 @@ async def test_delete_removes_rows_media_reference_and_storybook(offline_setting
         assert await scenes.list_for_story(rt.db, doomed.id) == []
         assert await assets.list_for_story(rt.db, doomed.id) == []
         assert await job_rows.list_for_story(rt.db, doomed.id) == []
-        assert await deliveries.keys_for_story(rt.db, doomed.id) == []
+        assert await storage_testing.keys_for_story(rt.db, doomed.id) == []
         assert not rt.media.story_dir(doomed.id).exists() and not storybook.exists()
         assert not any(path.exists() for path in media) and not Path(doomed.reference_path).exists()
 

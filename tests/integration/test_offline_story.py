@@ -14,8 +14,9 @@ from bot.errors import UserInputError
 from bot.runtime import Runtime
 from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
-from storage import assets, deliveries, scenes, stories
+from storage import assets, scenes, stories
 from storage import jobs as job_rows
+from storage import testing as storage_testing
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ async def test_whole_story_with_video(settings: Settings, tmp_path: Path) -> Non
         jobs = await job_rows.list_for_story(rt.db, story.id)
         assert jobs and all(job.status is JobStatus.SUCCEEDED for job in jobs)
         # written + 4 images + 4 clips + the finished story, each published once
-        assert len(await deliveries.keys_for_story(rt.db, story.id)) == 10
+        assert len(await storage_testing.keys_for_story(rt.db, story.id)) == 10
 
     page = out / story.id / "index.html"
     text = page.read_text(encoding="utf-8")
@@ -110,5 +111,5 @@ async def test_bad_input_is_refused_and_stores_nothing(
     async with Runtime(settings, out_dir=tmp_path / "out") as rt:
         with pytest.raises(UserInputError, match=message):
             await rt.stories.create(options)
-        assert await stories.list_all(rt.db) == []
+        assert await storage_testing.list_all(rt.db) == []
         assert sum((await rt.queue.counts()).values()) == 0

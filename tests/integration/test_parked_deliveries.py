@@ -16,7 +16,7 @@ from bot.runtime import Runtime
 from bot.services.stories import StoryOptions
 from bot.settings import load_settings
 from storage import jobs as job_rows
-from storage import stories as story_rows
+from storage import testing as storage_testing
 
 REASON = "I am missing the Send Messages permission in this channel"
 
@@ -54,7 +54,7 @@ async def test_a_delivery_refused_for_a_day_is_given_up_and_the_story_says_so(tm
     publisher = GatedPublisher(refusals=10**6, clock=clock)
     rt = await run_story(tmp_path, publisher, clock)
     try:
-        [story] = await story_rows.list_all(rt.db)
+        [story] = await storage_testing.list_all(rt.db)
         assert story.status is StoryStatus.COMPLETE and story.undelivered == REASON
         deliveries = [j for j in await job_rows.list_for_story(rt.db, story.id) if j.kind is JobKind.DELIVER]
         assert deliveries and all(j.status is JobStatus.FAILED for j in deliveries)
@@ -74,7 +74,7 @@ async def test_a_delivery_parked_for_a_while_is_posted_once_and_the_story_is_who
     publisher = GatedPublisher(refusals=3, clock=clock)
     rt = await run_story(tmp_path, publisher, clock)
     try:
-        [story] = await story_rows.list_all(rt.db)
+        [story] = await storage_testing.list_all(rt.db)
         assert story.status is StoryStatus.COMPLETE
         assert story.undelivered is None and story.parked_since is None
         deliveries = [j for j in await job_rows.list_for_story(rt.db, story.id) if j.kind is JobKind.DELIVER]

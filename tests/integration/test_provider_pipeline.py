@@ -23,6 +23,7 @@ from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
 from storage import assets, scenes, stories
 from storage import jobs as job_rows
+from storage import testing as storage_testing
 from tests.fakes.providers import FakeProviders, Fault, png_bytes
 from tests.support.providers import provider_env
 
@@ -88,7 +89,7 @@ async def test_a_rate_limited_model_falls_back_and_says_so(
         assert scene.image_status is ImageStatus.COMPLETE and scene.image_model_used == "gemini-3.1-flash-image"
         assert len(fake.calls("openai.images.generate")) == settings.routing["image"].max_retries
         warning = "gpt-image-1.5 was rate-limited; drawn with gemini-3.1-flash-image instead"
-        (asset,) = await assets.list_for_scene(rt.db, scene.id, AssetKind.IMAGE)
+        (asset,) = await storage_testing.list_for_scene(rt.db, scene.id, AssetKind.IMAGE)
         assert asset.fallback_occurred and asset.model_requested == "gpt-image-1.5"
         assert asset.generation_metadata["warnings"] == [warning]
         jobs = await job_rows.list_for_story(rt.db, story_id)
@@ -151,7 +152,7 @@ async def test_the_local_model_is_the_last_resort_and_says_so(
     try:
         (scene,) = await scenes.list_for_story(rt.db, story_id)
         assert scene.image_model_used == "local-sketch"
-        (asset,) = await assets.list_for_scene(rt.db, scene.id, AssetKind.IMAGE)
+        (asset,) = await storage_testing.list_for_scene(rt.db, scene.id, AssetKind.IMAGE)
         assert asset.generation_metadata["warnings"][0].endswith("drawn with local-sketch instead")
     finally:
         await rt.close()
@@ -195,7 +196,7 @@ async def test_a_crash_after_video_submit_resumes_polling_the_same_request(
     async with Runtime(load_settings(), out_dir=tmp_path / "out") as rt:
         stats = await rt.run_until_empty()
         assert stats.dead == 0 and stats.failed == 0
-        (story,) = await stories.list_all(rt.db)
+        (story,) = await storage_testing.list_all(rt.db)
         assert story.status is StoryStatus.COMPLETE
         (scene,) = await scenes.list_for_story(rt.db, story.id)
         assert scene.video_status is VideoStatus.COMPLETE
@@ -236,7 +237,7 @@ async def test_broken_pictures_are_retried_then_fall_back_and_are_never_stored(
         retries = settings.routing["image"].max_retries
         for route in ("openai.images.generate", "google.generate_content", "xai.images.generate"):
             assert len(fake.calls(route)) == retries, route
-        (asset,) = await assets.list_for_scene(rt.db, scene.id, AssetKind.IMAGE)
+        (asset,) = await storage_testing.list_for_scene(rt.db, scene.id, AssetKind.IMAGE)
         assert asset.generation_metadata["warnings"] == [
             "gpt-image-1.5 sent a picture that could not be used; gemini-3.1-flash-image sent a picture that could "
             "not be used; grok-imagine-image sent a picture that could not be used; drawn with local-sketch instead"

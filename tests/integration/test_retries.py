@@ -16,8 +16,9 @@ from bot.services.quotas import utc_day
 from bot.services.scene_actions import Verdict
 from bot.services.stories import StoryOptions
 from bot.settings import load_settings
-from storage import deliveries, guilds, scenes, stories
+from storage import guilds, scenes, stories
 from storage import jobs as job_rows
+from storage import testing as storage_testing
 from tests.fakes.providers import FakeProviders, Fault
 from tests.support.providers import provider_env
 
@@ -61,7 +62,7 @@ async def render_jobs(rt: Runtime, story_id: str, kind: JobKind) -> int:
 
 
 async def end_notes(rt: Runtime, story_id: str) -> list[str]:
-    return [key for key in await deliveries.keys_for_story(rt.db, story_id) if key.startswith("deliver:story:")]
+    return [key for key in await storage_testing.keys_for_story(rt.db, story_id) if key.startswith("deliver:story:")]
 
 
 async def test_racing_presses_queue_one_retry_and_the_clip_lands(runtime: Runtime, fake: FakeProviders) -> None:
@@ -92,7 +93,7 @@ async def test_racing_presses_queue_one_retry_and_the_clip_lands(runtime: Runtim
     assert story is not None and story.status is StoryStatus.COMPLETE
     assert len(fake.calls("xai.videos.create")) == 1
     assert len(await end_notes(runtime, story_id)) == 1  # the end was announced once, before the retry
-    keys = await deliveries.keys_for_story(runtime.db, story_id)
+    keys = await storage_testing.keys_for_story(runtime.db, story_id)
     assert len([k for k in keys if k.startswith(f"deliver:video:{scene_id}:")]) == 1
 
 

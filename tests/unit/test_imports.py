@@ -204,3 +204,8 @@ def test_bot_keeps_only_its_entry_points_and_vocabulary_at_the_top(path: Path) -
         assert path.name in BOT_CONCERNS, f"bot/{path.name}/ is not one of the concern packages of DESIGN.md"
     else:
         assert path.suffix == ".py" and path.stem in BOT_TOP_LEVEL, f"bot/{path.name} belongs in a concern package"
+
+
+def test_the_testing_reads_stay_out_of_the_product() -> None:
+    offending = [i for i in IMPORTS if i.target == "storage.testing"]
+    assert not offending, broken("storage/testing.py holds reads only tests make", offending)
