@@ -41,7 +41,11 @@ async def _durable(root: Path, synchronous: str, jobs: int) -> dict[str, Any]:
     from bot.clock import SystemClock
     from bot.domain import GenerationJob, JobKind
     from bot.jobs import JobContext, JobQueue
-    from storage.db import Database
+
+    try:
+        from storage.sqlite import SqliteDatabase as Database
+    except ImportError:  # a baseline checkout from before the second engine
+        from storage.db import Database  # type: ignore[assignment]
 
     # A baseline checkout from before the rename has WorkerPool, with the same constructor and methods.
     worker_class = getattr(job_package, "Worker", None) or job_package.WorkerPool

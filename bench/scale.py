@@ -41,7 +41,7 @@ from bot.clock import SystemClock
 from bot.jobs import JobQueue
 from storage import jobs as job_rows
 from storage import stories as story_rows
-from storage.db import Database
+from storage.sqlite import SqliteDatabase
 
 SIZES = {"small": (1_000, 10_000), "large": (100_000, 1_000_000)}
 QUICK_LARGE = (10_000, 100_000)
@@ -110,7 +110,7 @@ def fill(path: Path, stories: int, jobs: int) -> float:
     started = time.perf_counter()
 
     async def migrate() -> None:
-        async with Database(path):
+        async with SqliteDatabase(path):
             pass
 
     asyncio.run(migrate())
@@ -143,7 +143,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 class _Probe:
     """The measured calls against one database, each timed alone, in milliseconds."""
 
-    def __init__(self, db: Database, stories: int) -> None:
+    def __init__(self, db: SqliteDatabase, stories: int) -> None:
         self.db, self.stories = db, stories
         self.users = max(stories // STORIES_PER_USER, 1)
         self.queue = JobQueue(db, SystemClock())
@@ -192,7 +192,7 @@ async def _measure(databases: dict[str, tuple[str, int]], blocks: int) -> dict[s
     async with contextlib.AsyncExitStack() as stack:
         probes = {}
         for name, (path, stories) in databases.items():
-            probes[name] = _Probe(await stack.enter_async_context(Database(path)), stories)
+            probes[name] = _Probe(await stack.enter_async_context(SqliteDatabase(path)), stories)
         for number in range(blocks):
             order = list(probes.items()) if number % 2 == 0 else list(probes.items())[::-1]
             for metric in METRICS:
@@ -207,18 +207,18 @@ async def _measure(databases: dict[str, tuple[str, int]], blocks: int) -> dict[s
             for name, by_metric in samples.items()}  # fmt: skip
 
 
-async def _plans(db: Database, call: Awaitable[Any]) -> list[str]:
+async def _plans(db: SqliteDatabase, call: Awaitable[Any]) -> list[str]:
     """EXPLAIN QUERY PLAN of every SELECT/UPDATE the call ran (expanded SQL from the trace callback)."""
     executed: list[str] = []
-    await db.conn.set_trace_callback(executed.append)
+    await db.conn.raw.set_trace_callback(executed.append)
     try:
         await call
     finally:
-        await db.conn.set_trace_callback(None)  # type: ignore[arg-type]  # sqlite3 takes None to stop tracing
+        await db.conn.raw.set_trace_callback(None)  # type: ignore[arg-type]  # sqlite3 takes None to stop tracing
     details = []
     for sql in executed:
         if sql.lstrip().upper().startswith(("SELECT", "UPDATE")):
-            async with db.conn.execute(f"EXPLAIN QUERY PLAN {sql}") as cursor:
+            async with db.conn.raw.execute(f"EXPLAIN QUERY PLAN {sql}") as cursor:
                 details += [str(row["detail"]) for row in await cursor.fetchall()]
     return details
 

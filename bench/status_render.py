@@ -71,12 +71,12 @@ def _calls(rows: int, seed: int = 7) -> list[Any]:
 async def _fill(db_path: Path, rows: int) -> dict[str, float]:
     from bot.health import metrics
     from storage import health as health_rows
-    from storage.db import Database
+    from storage.sqlite import SqliteDatabase
 
     calls = _calls(rows)
     old = [call for call in calls if call.started_at < NOW - TAIL_S]
     tail = calls[len(old) :]
-    async with Database(db_path, synchronous="OFF") as db:
+    async with SqliteDatabase(db_path, synchronous="OFF") as db:
         started = time.perf_counter()
         for index in range(0, len(old), INSERT_CHUNK):
             async with db.transaction() as conn:

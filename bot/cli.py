@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"storybot: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except sqlite3.DatabaseError as exc:  # the file went bad while a command was running
-        from storage.db import is_damaged  # imported here: start-up time (aiosqlite)
+        from storage.sqlite import is_damaged  # imported here: start-up time (aiosqlite)
 
         print(f"storybot: {DatabaseDamaged(str(exc)) if is_damaged(exc) else exc}", file=sys.stderr)
         return 1
@@ -281,11 +281,11 @@ async def _models(settings: Settings) -> int:
     from bot.health.rules import Thresholds
     from bot.routing.registry import Registry
     from storage import health as health_rows
-    from storage.db import Database
+    from storage.engines import database_for
 
     registry = Registry.load(settings)
     registry.validate_routing(settings.routing)
-    db = await Database(settings.database_path).open()  # as Runtime.open: created and migrated if missing
+    db = await database_for(settings.database_url_value(), settings.database_path).open()  # as Runtime.open
     try:
         entries = await health_rows.load_health(db)
     finally:
@@ -313,30 +313,35 @@ async def _status(settings: Settings) -> int:
 
 
 async def _db(args: argparse.Namespace, settings: Settings) -> int:
-    from storage.db import Database  # imported here: start-up time (aiosqlite)
+    from storage.engines import database_for  # imported here: start-up time (aiosqlite, psycopg)
 
     if args.db_command == "check":
         return await _db_check(settings)
-    db = await Database(settings.database_path).open(migrate=False, create=args.db_command == "migrate")
+    db = database_for(settings.database_url_value(), settings.database_path)
+    await db.open(migrate=False, create=args.db_command == "migrate")
     try:
         if args.db_command == "migrate":
             applied = await db.migrate()
             done = ", ".join(applied) if applied else "nothing to apply"
-            print(f"{settings.database_path}: schema version {await db.user_version()} ({done})")
+            print(f"{db.where}: schema version {await db.user_version()} ({done})")
         else:
-            await db.backup(args.path)
-            print(f"backup written to {args.path}")
+            how = await db.backup(args.path)
+            print(f"backup written to {args.path}: {how}")
     finally:
         await db.close()
     return 0
 
 
-async def _db_check(settings: Settings) -> int:
-    from storage.db import Database  # imported here: start-up time (aiosqlite)
+CHECKED_BY = {"sqlite": "SQLite's integrity check", "postgresql": "reading every table"}
 
+
+async def _db_check(settings: Settings) -> int:
+    from storage.engines import database_for  # imported here: start-up time (aiosqlite, psycopg)
+
+    db = database_for(settings.database_url_value(), settings.database_path)
     try:
         # Unverified: reporting what is wrong is the point here, so a damaged file is opened all the same.
-        db = await Database(settings.database_path).open(migrate=False, create=False, verify=False)
+        await db.open(migrate=False, create=False, verify=False)
     except DatabaseDamaged as exc:
         print(f"damaged: {exc.reason}; {RESTORE_HINT}")
         return 1
@@ -345,10 +350,10 @@ async def _db_check(settings: Settings) -> int:
     finally:
         await db.close()
     if not problems:
-        print(f"{settings.database_path}: ok (SQLite's integrity check found nothing wrong)")
+        print(f"{db.where}: ok ({CHECKED_BY[db.engine]} found nothing wrong)")
         return 0
     shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-    print(f"damaged: SQLite's integrity check found {len(problems)} problem(s): {shown}; {RESTORE_HINT}")
+    print(f"damaged: {CHECKED_BY[db.engine]} found {len(problems)} problem(s): {shown}; {RESTORE_HINT}")
     return 1
 
 

@@ -37,7 +37,7 @@ from bot.services.scene_actions import SceneActions
 from bot.services.stories import StoryService
 from bot.services.storyboards import Storyboards
 from bot.settings import Settings
-from storage.db import Database
+from storage.engines import database_for
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.db = Database(settings.database_path)
+        self.db = database_for(settings.database_url_value(), settings.database_path)
         self.registry = Registry.load(settings)
         self.registry.validate_routing(settings.routing)
         self.providers = ProviderSet(settings, self.registry, provider_overrides)

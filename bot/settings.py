@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -62,6 +62,8 @@ class Settings(BaseSettings):
 
     # Storage
     database_path: Path = Path("./data/storybot.db")
+    # postgresql://user:password@host/dbname selects PostgreSQL instead of SQLite at database_path
+    database_url: SecretStr | None = None
     media_dir: Path = Path("./data/media")
     models_file: Path | None = None  # TOML that adds or overrides models
 
@@ -108,7 +110,7 @@ class Settings(BaseSettings):
             merged[str(key)] = {**base, **cfg} if isinstance(cfg, dict) else cfg
         return merged
 
-    @field_validator("discord_token", "openai_api_key", "xai_api_key", "gemini_api_key", mode="before")
+    @field_validator("discord_token", "openai_api_key", "xai_api_key", "gemini_api_key", "database_url", mode="before")
     @classmethod
     def _trimmed_secret(cls, value: Any) -> Any:
         # The whitespace an .env file or a shell leaves around a key is not part of it (a trailing newline in
@@ -122,8 +124,14 @@ class Settings(BaseSettings):
         register_secrets(secret.get_secret_value() for secret in self._secrets())
 
     def _secrets(self) -> list[SecretStr]:
-        found = [self.discord_token, self.openai_api_key, self.xai_api_key, self.gemini_api_key]
+        found = [self.discord_token, self.openai_api_key, self.xai_api_key, self.gemini_api_key, self.database_url]
+        if self.database_url is not None:  # the password alone, as a driver's message might quote it
+            password = urlsplit(self.database_url.get_secret_value()).password
+            found.append(SecretStr(password) if password else None)
         return [secret for secret in found if secret is not None]
+
+    def database_url_value(self) -> str | None:
+        return None if self.database_url is None else self.database_url.get_secret_value()
 
     @field_validator("log_level")
     @classmethod

@@ -165,7 +165,10 @@ async def buckets_since(target: Target, since: float) -> list[Bucket]:
 async def save_buckets(conn: Conn, buckets: Iterable[Bucket], through_id: int) -> None:
     """Write whole buckets (already merged with what was stored) and move the watermark to ``through_id``."""
     await conn.executemany(
-        f"INSERT OR REPLACE INTO model_call_buckets ({_BUCKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO model_call_buckets ({_BUCKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (model_key, bucket_start) DO UPDATE SET calls = excluded.calls, successes = excluded.successes, "
+        "fallbacks = excluded.fallbacks, max_latency_ms = excluded.max_latency_ms, "
+        "latency_hist = excluded.latency_hist, errors = excluded.errors",
         [
             (b.model_key, b.bucket_start, b.calls, b.successes, b.fallbacks, b.max_latency_ms,
              dumps(histogram_to_json(b.latency_hist)), dumps(b.errors))
@@ -202,7 +205,9 @@ async def open_alerts(target: Target) -> dict[str, tuple[str, float]]:
 
 async def open_alert(conn: Conn, key: str, message: str, since: float) -> None:
     await conn.execute(
-        "INSERT OR REPLACE INTO health_alerts (alert_key, message, since) VALUES (?, ?, ?)", (key, message, since)
+        "INSERT INTO health_alerts (alert_key, message, since) VALUES (?, ?, ?) "
+        "ON CONFLICT (alert_key) DO UPDATE SET message = excluded.message, since = excluded.since",
+        (key, message, since),
     )
 
 

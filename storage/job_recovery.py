@@ -16,7 +16,6 @@ trusted only for as long as it was asked to wait (``rebase``).
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -24,7 +23,7 @@ from typing import Any
 
 from bot.domain import GenerationJob
 from bot.errors import BadJobRow
-from storage.db import Database, Row, Target, fetch_one, write
+from storage.db import Database, Row, SyncConn, Target, fetch_one, write
 from storage.jobs import _changed, _job
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ MAX_INTERRUPTIONS = 20  # runs of one job cut short by a dead worker before it i
 REBASE_SKEW_S = 1.0
 
 
-def _recover(conn: sqlite3.Connection, where: str, params: tuple[Any, ...], now: float, reason: str) -> list[Row]:
+def _recover(conn: SyncConn, where: str, params: tuple[Any, ...], now: float, reason: str) -> list[Row]:
     """Running jobs matching ``where`` (their worker died or lost the lease) go back to the queue now.
 
     The interrupted run gives its attempt back and counts as an interruption instead: a restart is not
@@ -49,7 +48,8 @@ def _recover(conn: sqlite3.Connection, where: str, params: tuple[Any, ...], now:
         (now, now, f"{reason} {MAX_INTERRUPTIONS} times while running it; given up", MAX_INTERRUPTIONS, *params),
     ).fetchall()
     requeued = conn.execute(
-        "UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), interruptions = interruptions + 1, "
+        "UPDATE jobs SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
+        "interruptions = interruptions + 1, "
         "run_after = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL, last_error = ? "
         f"WHERE status = 'running' AND {where} RETURNING id, kind, interruptions",
         (now, now, reason, *params),
@@ -122,7 +122,7 @@ def _reap(
     monotonic: float,
     default_lease_s: float,
     keep_ids: Collection[str],
-    conn: sqlite3.Connection,
+    conn: SyncConn,
 ) -> list[Row]:
     rows = conn.execute("SELECT id, lease_owner, heartbeats, lease_s FROM jobs WHERE status = 'running'").fetchall()
     watched = [row for row in rows if row["id"] not in keep_ids]
@@ -168,7 +168,8 @@ async def rebase(target: Target, now: float) -> int:
     moved = await _changed(
         target,
         (
-            "UPDATE jobs SET run_after = ? + MAX(run_after - updated_at, 0), updated_at = ? "
+            "UPDATE jobs SET run_after = ? + CASE WHEN run_after > updated_at THEN run_after - updated_at ELSE 0 END, "
+            "updated_at = ? "
             "WHERE status = 'queued' AND updated_at > ? RETURNING id",
             (now, now, bound),
         ),
@@ -188,7 +189,7 @@ def parse_owner(owner: str) -> tuple[str, int] | None:
 
 
 def _release_orphans(
-    host: str, alive: Callable[[int], bool], now: float, keep_owners: Collection[str], conn: sqlite3.Connection
+    host: str, alive: Callable[[int], bool], now: float, keep_owners: Collection[str], conn: SyncConn
 ) -> list[Row]:
     rows = conn.execute(
         "SELECT id, lease_owner FROM jobs WHERE status = 'running' AND lease_owner LIKE ?", (f"{host}:%",)

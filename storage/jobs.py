@@ -36,8 +36,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.domain import GenerationJob, JobStatus
-from bot.errors import BadJobRow
-from storage.db import Conn, Row, Target, dumps, fetch_all, fetch_one, loads, write
+from bot.errors import BadJobRow, StorageError
+from storage.db import Conn, Row, SyncConn, Target, dumps, fetch_all, fetch_one, loads, write
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _readable(rows: Iterable[Row]) -> list[GenerationJob]:
 Statement = tuple[str, tuple[Any, ...]]
 
 
-def _rows(statement: Statement, conn: sqlite3.Connection) -> list[Row]:
+def _rows(statement: Statement, conn: SyncConn) -> list[Row]:
     return conn.execute(*statement).fetchall()
 
 
@@ -139,7 +139,7 @@ async def savepoint(conn: Conn, name: str = "job_hook") -> AsyncIterator[Conn]:
 # --- enqueue and claim -------------------------------------------------------------------------
 
 
-def _insert(job: GenerationJob, conn: sqlite3.Connection) -> tuple[bool, Row | None]:
+def _insert(job: GenerationJob, conn: SyncConn) -> tuple[bool, Row | None]:
     """(inserted, the row already holding its idempotency key)."""
     inserted = conn.execute(
         f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 22)}) ON CONFLICT(idempotency_key) DO NOTHING "
@@ -296,11 +296,13 @@ def reschedule_statement(
     job_id: str, owner: str, *, run_after: float, error: str | None, spend_attempt: bool, now: float
 ) -> Statement:
     """Put a running job back in the queue; without ``spend_attempt`` its attempt is given back."""
+    given_back = 0 if spend_attempt else 1
     return (
         "UPDATE jobs SET status = 'queued', run_after = ?, last_error = COALESCE(?, last_error), "
-        "attempts = MAX(attempts - ?, 0), lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
+        "attempts = CASE WHEN attempts > ? THEN attempts - ? ELSE 0 END, lease_owner = NULL, lease_expires_at = NULL, "
+        "updated_at = ? "
         "WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
-        (run_after, error, 0 if spend_attempt else 1, now, job_id, owner),
+        (run_after, error, given_back, given_back, now, job_id, owner),
     )
 
 
@@ -344,7 +346,7 @@ class Successors:
         )  # fmt: skip
 
 
-def _claim_successors(successors: Successors, count: int, conn: sqlite3.Connection) -> list[Row]:
+def _claim_successors(successors: Successors, count: int, conn: SyncConn) -> list[Row]:
     by_provider, by_user = Counter(successors.by_provider), Counter(successors.by_user)
     rows: list[Row] = []
     while len(rows) < count:
@@ -360,7 +362,7 @@ def _claim_successors(successors: Successors, count: int, conn: sqlite3.Connecti
 
 
 def _settle_then_claim(
-    settles: Sequence[Statement], successors: Successors | None, conn: sqlite3.Connection
+    settles: Sequence[Statement], successors: Successors | None, conn: SyncConn
 ) -> tuple[list[bool], list[Row]]:
     settled = [len(conn.execute(*statement).fetchall()) == 1 for statement in settles]
     if successors is None:
@@ -369,7 +371,7 @@ def _settle_then_claim(
     conn.execute("SAVEPOINT successors")  # a claim that fails must not undo the settles
     try:
         rows = _claim_successors(successors, count, conn)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, StorageError) as exc:
         conn.execute("ROLLBACK TO successors")
         log.warning("could not claim a job, will try again: %s", exc)
         rows = []
@@ -486,7 +488,8 @@ async def mean_duration(target: Target, kind: str, *, last: int = 50) -> float |
     row = await fetch_one(
         target,
         "SELECT AVG(finished_at - run_after), COUNT(*) FROM (SELECT run_after, finished_at FROM jobs "
-        "WHERE kind = ? AND status = 'succeeded' AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?)",
+        "WHERE kind = ? AND status = 'succeeded' AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?) "
+        "AS recent",
         (kind, last),
     )
     return max(float(row[0]), 0.0) if row is not None and row[1] else None

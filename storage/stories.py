@@ -77,7 +77,7 @@ async def list_for_owner(
     """One owner's stories in one server, newest first (reads the stories_by_owner index in order)."""
     rows = await fetch_all(
         target,
-        f"SELECT {_COLUMNS} FROM stories WHERE guild_id IS ? AND owner_id IS ? "
+        f"SELECT {_COLUMNS} FROM stories WHERE guild_id IS NOT DISTINCT FROM ? AND owner_id IS NOT DISTINCT FROM ? "
         "ORDER BY created_at DESC LIMIT ? OFFSET ?",
         (guild_id, owner_id, limit, offset),
     )
@@ -86,7 +86,9 @@ async def list_for_owner(
 
 async def count_for_owner(target: Target, guild_id: int | None, owner_id: int | None) -> int:
     row = await fetch_one(
-        target, "SELECT COUNT(*) FROM stories WHERE guild_id IS ? AND owner_id IS ?", (guild_id, owner_id)
+        target,
+        "SELECT COUNT(*) FROM stories WHERE guild_id IS NOT DISTINCT FROM ? AND owner_id IS NOT DISTINCT FROM ?",
+        (guild_id, owner_id),
     )
     return int(row[0]) if row else 0
 
@@ -104,7 +106,7 @@ async def search_for_owner(
     inside, start = f"%{needle}%", f"{needle}%"
     rows = await fetch_all(
         target,
-        f"SELECT {_COLUMNS} FROM stories WHERE guild_id IS ? AND owner_id IS ? "
+        f"SELECT {_COLUMNS} FROM stories WHERE guild_id IS NOT DISTINCT FROM ? AND owner_id IS NOT DISTINCT FROM ? "
         "AND (title LIKE ? ESCAPE '\\' OR prompt LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\') "
         "ORDER BY COALESCE(title, prompt) LIKE ? ESCAPE '\\' DESC, created_at DESC LIMIT ?",
         (guild_id, owner_id, inside, inside, start, start, limit),

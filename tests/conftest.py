@@ -14,6 +14,9 @@ import pytest
 
 from tests.support.environment import isolate
 
+# A throwaway PostgreSQL server for the whole run, and the `postgres_url` fixture (an empty schema of it).
+pytest_plugins = ["tests.support.postgres"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

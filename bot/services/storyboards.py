@@ -109,7 +109,7 @@ async def _estimate(db: Database, story: Story, work: WorkLeft, jobs_ahead: int,
 
 async def recent_durations(db: Database) -> Durations:
     """Average durations of recent work, per kind, falling back to the priors; cached for a minute."""
-    cached = _durations_cache.get(db.path)
+    cached = _durations_cache.get(db.where)
     if cached is not None and time.monotonic() - cached[0] < DURATIONS_TTL_S:
         return cached[1]
     priors = Durations()
@@ -120,5 +120,5 @@ async def recent_durations(db: Database) -> Durations:
         image=means.get(AssetKind.IMAGE, priors.image),
         clip=means.get(AssetKind.VIDEO, priors.clip),
     )
-    _durations_cache[db.path] = (time.monotonic(), durations)
+    _durations_cache[db.where] = (time.monotonic(), durations)
     return durations

@@ -24,7 +24,7 @@ from bot.jobs import JobContext, JobOutcome, JobQueue, Worker
 from bot.runtime import Runtime
 from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
-from storage.db import Database
+from storage.sqlite import SqliteDatabase
 from tests.support.cli import STORYBOT, cli_env
 
 pytestmark = pytest.mark.slow
@@ -86,7 +86,7 @@ async def test_work_scheduled_by_a_clock_an_hour_ahead_runs_now(tmp_path: Path) 
 
 async def test_a_live_job_of_a_process_an_hour_behind_is_not_taken(tmp_path: Path) -> None:
     db_path = tmp_path / "storybot.db"
-    async with Database(db_path) as db:
+    async with SqliteDatabase(db_path) as db:
         queue = JobQueue(db, OffsetClock(-HOUR), lease_s=OWNER_LEASE_S)
         job = await queue.enqueue(JobKind.RENDER_IMAGE, {"story_id": "none", "scene_id": "none"})
         started, release, runs = asyncio.Event(), asyncio.Event(), []

@@ -8,6 +8,7 @@ import pytest
 from bot.clock import FakeClock
 from storage.db import Database
 from tests.fakes.providers import FakeProviders
+from tests.support.database import open_database
 
 
 @pytest.fixture
@@ -15,9 +16,21 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "storybot.db"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each test that uses the database runs on both engines."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def db(db_path: Path) -> AsyncIterator[Database]:
-    database = await Database(db_path).open()
+def database_url(engine: str, request: pytest.FixtureRequest) -> str | None:
+    """DATABASE_URL for the engine: an empty schema of the test server for PostgreSQL, None for SQLite."""
+    return str(request.getfixturevalue("postgres_url")) if engine == "postgresql" else None
+
+
+@pytest.fixture
+async def db(database_url: str | None, db_path: Path) -> AsyncIterator[Database]:
+    database = await open_database(database_url, db_path)
     try:
         yield database
     finally:

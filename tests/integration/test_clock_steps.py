@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from bot.clock import FakeClock
 from bot.domain import GenerationJob, JobKind, JobStatus
 from bot.jobs import JobContext, JobOutcome, JobQueue, Reschedule, Worker
 from storage.db import Database
+from tests.support.database import twin
 
 RENDER = JobKind.RENDER_IMAGE
 HOUR = 3600.0
@@ -51,9 +51,9 @@ class StepsWhileWaiting(FakeClock):
 
 
 @pytest.fixture
-async def second_db(db_path: Path, db: Database) -> AsyncIterator[Database]:
-    """Another connection to the same file (``db`` first, so the schema is there): a second process."""
-    async with Database(db_path) as other:
+async def second_db(db: Database) -> AsyncIterator[Database]:
+    """Another connection to the same database (``db`` first, so the schema is there): a second process."""
+    async with twin(db) as other:
         yield other
 
 

@@ -22,6 +22,7 @@ from bot.settings import load_settings
 from cogs._publisher import DiscordPublisher
 from storage import jobs as job_rows
 from storage.db import Database, migrations
+from storage.sqlite import SqliteDatabase
 
 DELIVER = JobKind.DELIVER
 
@@ -133,7 +134,7 @@ async def test_migration_gives_queued_deliveries_the_publisher_their_story_needs
         conn.execute("INSERT INTO jobs (id, kind, status, run_after, created_at, updated_at) "
                      "VALUES ('render', 'render_image', 'queued', 0, 0, 0)")  # fmt: skip
 
-    async with Database(path) as db:
+    async with SqliteDatabase(path) as db:
         found = {}
         for job_id in ("deliver-discord", "deliver-cli", "render"):
             job = await job_rows.get(db, job_id)

@@ -6,7 +6,6 @@ import asyncio
 import random
 import socket
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from bot.jobs import JobContext, JobOutcome, JobQueue, PermanentFailure, Resched
 from storage import jobs as job_rows
 from storage.db import Conn, Database
 from storage.job_recovery import MAX_INTERRUPTIONS
-from tests.support.database import hold_write_lock, insert_story
+from tests.support.database import hold_write_lock, insert_story, twin
 
 RENDER = JobKind.RENDER_IMAGE
 PLAIN = "something went wrong on our side"  # what a job keeps of an error that is not ours (bot.errors.plain_words)
@@ -86,6 +85,7 @@ async def test_claim_skips_excluded_providers_and_users_but_not_null_ones(queue:
     assert {busy_provider.id, busy_user.id} == {(await queue.claim("w:1:a")).id, (await queue.claim("w:1:a")).id}  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("engine", ["sqlite"])  # EXPLAIN QUERY PLAN is SQLite's
 @pytest.mark.parametrize(
     ("providers", "users", "publishers"), [(0, 0, None), (2, 0, None), (0, 3, 1), (2, 3, 2), (0, 0, 0)]
 )
@@ -529,8 +529,8 @@ async def test_run_forever_stops_when_asked(queue: JobQueue) -> None:
 # --- concurrency -------------------------------------------------------------------------------
 
 
-async def test_two_workers_on_two_connections_never_run_a_job_twice(db_path: Path, clock: FakeClock) -> None:
-    async with Database(db_path) as first_db, Database(db_path) as second_db:
+async def test_two_workers_on_two_connections_never_run_a_job_twice(db: Database, clock: FakeClock) -> None:
+    async with twin(db) as first_db, twin(db) as second_db:
         first, second = JobQueue(first_db, clock), JobQueue(second_db, clock)
         jobs = [await first.enqueue(RENDER, {"n": n}) for n in range(12)]
         runs: Counter[str] = Counter()
@@ -581,10 +581,10 @@ async def test_provider_and_user_limits_hold(queue: JobQueue) -> None:
 # --- a locked database -------------------------------------------------------------------------
 
 
-async def test_enqueue_waits_for_a_busy_database_then_succeeds(db_path: Path, db: Database, clock: FakeClock) -> None:
+async def test_enqueue_waits_for_a_busy_database_then_succeeds(db: Database, clock: FakeClock) -> None:
     queue = JobQueue(db, clock)
     holding, release = asyncio.Event(), asyncio.Event()
-    holder = asyncio.create_task(hold_write_lock(db_path, holding, release))
+    holder = asyncio.create_task(hold_write_lock(db, holding, release))
     await holding.wait()
 
     enqueue = asyncio.create_task(queue.enqueue(RENDER, {"n": 1}))
@@ -597,11 +597,11 @@ async def test_enqueue_waits_for_a_busy_database_then_succeeds(db_path: Path, db
     assert (await queue.get(job.id)) is not None and (await queue.counts())["queued"] == 1
 
 
-async def test_enqueue_on_a_database_locked_too_long_raises_storage_error(db_path: Path, clock: FakeClock) -> None:
-    async with Database(db_path, busy_timeout_ms=20) as impatient:
+async def test_enqueue_on_a_database_locked_too_long_raises_storage_error(db: Database, clock: FakeClock) -> None:
+    async with twin(db, busy_timeout_ms=20) as impatient:
         queue = JobQueue(impatient, clock)
         holding, release = asyncio.Event(), asyncio.Event()
-        holder = asyncio.create_task(hold_write_lock(db_path, holding, release))
+        holder = asyncio.create_task(hold_write_lock(db, holding, release))
         await holding.wait()
         with pytest.raises(StorageError, match="busy"):
             await queue.enqueue(RENDER, {}, idempotency_key="k")

@@ -4,7 +4,6 @@ once, and a single statement committed on its own (Database.write) under the sam
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,7 @@ from bot.errors import IllegalTransition, StorageError
 from bot.jobs import JobQueue
 from storage import assets, scenes
 from storage.db import Database
-from tests.support.database import hold_write_lock, insert_story
+from tests.support.database import hold_write_lock, insert_story, twin
 
 STORY = "story-1"
 
@@ -76,11 +75,11 @@ async def test_an_asset_row_is_created_once(db: Database) -> None:
     assert (stored.model_requested, stored.path, stored.created_at) == ("local-sketch", "/m/a.png", 1.0)
 
 
-async def test_a_claim_waits_out_another_connections_short_lock(db_path: Path, db: Database) -> None:
+async def test_a_claim_waits_out_another_connections_short_lock(db: Database) -> None:
     queue = JobQueue(db, FakeClock())
     job = await queue.enqueue(JobKind.RENDER_IMAGE, {})
     holding, release = asyncio.Event(), asyncio.Event()
-    holder = asyncio.create_task(hold_write_lock(db_path, holding, release))
+    holder = asyncio.create_task(hold_write_lock(db, holding, release))
     await holding.wait()
 
     claim = asyncio.create_task(queue.claim("w:1:a"))
@@ -92,16 +91,16 @@ async def test_a_claim_waits_out_another_connections_short_lock(db_path: Path, d
 
     assert claimed is not None and claimed.id == job.id
     assert not db.conn.in_transaction
-    async with Database(db_path) as other:  # committed: another connection sees the claim
+    async with twin(db) as other:  # committed: another connection sees the claim
         assert (await other.fetchone("SELECT status FROM jobs WHERE id = ?", (job.id,)))["status"] == "running"  # type: ignore[index]
 
 
-async def test_a_claim_on_a_database_locked_too_long_raises_storage_error(db_path: Path) -> None:
-    async with Database(db_path, busy_timeout_ms=20) as impatient:
+async def test_a_claim_on_a_database_locked_too_long_raises_storage_error(db: Database) -> None:
+    async with twin(db, busy_timeout_ms=20) as impatient:
         queue = JobQueue(impatient, FakeClock())
         job = await queue.enqueue(JobKind.RENDER_IMAGE, {})
         holding, release = asyncio.Event(), asyncio.Event()
-        holder = asyncio.create_task(hold_write_lock(db_path, holding, release))
+        holder = asyncio.create_task(hold_write_lock(db, holding, release))
         await holding.wait()
         with pytest.raises(StorageError, match="busy"):
             await queue.claim("w:1:a")

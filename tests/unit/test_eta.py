@@ -31,6 +31,7 @@ from storage import assets as asset_rows
 from storage import scenes as scene_rows
 from storage import stories as story_rows
 from storage.db import Database
+from storage.sqlite import SqliteDatabase
 
 NOW = 1_800_000_000.0
 PRIORS = Durations()
@@ -135,7 +136,7 @@ def test_status_line_shows_the_eta_while_work_remains_and_never_once_finished() 
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database(tmp_path / "eta.db").open()
+    database = await SqliteDatabase(tmp_path / "eta.db").open()
     try:
         yield database
     finally:
