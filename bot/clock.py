@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 
@@ -35,6 +36,29 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+class ServerClock(SystemClock):
+    """The wall clock of a server that every process shares (the PostgreSQL server's), read through this
+    process's monotonic clock: ``now()`` is the server's time when last synced plus the time passed here
+    since. Processes on hosts whose clocks disagree, or step, then agree on due times and timestamps to
+    within a network round trip. Before the first ``sync`` it is the system clock.
+    """
+
+    def __init__(self, read_server_time: Callable[[], Awaitable[float]]) -> None:
+        self._read = read_server_time
+        self._offset: float | None = None  # server time minus our monotonic time
+
+    def now(self) -> float:
+        return time.time() if self._offset is None else time.monotonic() + self._offset
+
+    async def sync(self) -> float:
+        """Read the server's time again; returns how far our own wall clock is from it (for a log line)."""
+        before = time.monotonic()
+        server = await self._read()
+        after = time.monotonic()
+        self._offset = server - (before + after) / 2
+        return time.time() - self.now()
 
 
 class FakeClock:

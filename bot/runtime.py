@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, ServerClock, SystemClock
+from bot.errors import StorageError
 from bot.health.monitor import HealthMonitor
 from bot.health.probes import probe
 from bot.jobs import JobQueue, Worker, WorkerStats, WorkerSupervisor
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 PARTIAL_MAX_AGE_S = 3600.0  # older than any write in progress: a crash left it
 STAGED_MAX_AGE_S = 86_400.0
+CLOCK_SYNC_S = 600.0  # monotonic clocks drift apart by parts per million: minutes apart costs nothing
+CLOCK_DRIFT_WARN_S = 2.0
 
 
 class Runtime:
@@ -56,8 +59,11 @@ class Runtime:
         out_dir: Path = Path("./out"),
     ) -> None:
         self.settings = settings
-        self.clock = clock or SystemClock()
         self.db = database_for(settings.database_url_value(), settings.database_path)
+        # With PostgreSQL, processes on several hosts store and compare times: they all read the server's clock.
+        self._server_clock = ServerClock(self.db.server_time) if self.db.engine == "postgresql" else None
+        self.clock: Clock = clock or self._server_clock or SystemClock()
+        self._clock_sync: asyncio.Task[None] | None = None
         self.registry = Registry.load(settings)
         self.registry.validate_routing(settings.routing)
         self.providers = ProviderSet(settings, self.registry, provider_overrides)
@@ -98,13 +104,39 @@ class Runtime:
         """Open the database (``create=False``: refuse a missing one), load the health book, sweep leftovers."""
         await self.db.open(create=create)
         try:
+            if self._server_clock is not None and self.clock is self._server_clock:
+                await self._sync_clock()
+                self._clock_sync = asyncio.create_task(self._keep_clock_synced(), name="storybot-clock-sync")
             await self.health.load()
             await self.sweep_leftovers()
             await sweep_orphaned_media(self.db, self.media, older_than_s=PARTIAL_MAX_AGE_S, now=self.clock.now())
         except BaseException:
+            await self._stop_clock_sync()
             await self.db.close()  # an open connection's thread would keep the process alive
             raise
         return self
+
+    async def _sync_clock(self) -> None:
+        assert self._server_clock is not None
+        drift = await self._server_clock.sync()
+        if abs(drift) >= CLOCK_DRIFT_WARN_S:
+            log.warning("this host's clock is %.1f s %s the database server's; storybot uses the server's",
+                        abs(drift), "ahead of" if drift > 0 else "behind")  # fmt: skip
+
+    async def _keep_clock_synced(self) -> None:
+        """Monotonic time runs at its own rate on each host: read the server's clock again now and then."""
+        while True:
+            await asyncio.sleep(CLOCK_SYNC_S)
+            try:
+                await self._sync_clock()
+            except StorageError as exc:
+                log.warning("could not read the database server's clock (%s); will try again", exc)
+
+    async def _stop_clock_sync(self) -> None:
+        task, self._clock_sync = self._clock_sync, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def sweep_leftovers(self) -> None:
         """Remove half-written files of killed runs and local clips nobody will download any more.
@@ -123,6 +155,7 @@ class Runtime:
 
     async def close(self) -> None:
         try:
+            await self._stop_clock_sync()
             await self.health.aclose()  # stops the check loop if it runs, then stores the last call records
         finally:
             await self.providers.aclose()
@@ -179,8 +212,6 @@ class Runtime:
 
 # -- SIGTERM stops the work the way Ctrl-C does -----------------------------------------------------
 
-
-log = logging.getLogger(__name__)
 
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, the shell's code for "ended by SIGTERM"
 

@@ -22,6 +22,7 @@ import abc
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
@@ -160,6 +161,11 @@ class Database(abc.ABC):
     @abc.abstractmethod
     async def backup(self, dest: Path) -> str:
         """A consistent copy of the live database at ``dest``; says how it was made."""
+
+    async def server_time(self) -> float:
+        """The database server's wall clock (seconds since the epoch), which every process shares; an
+        embedded engine has no server, and answers with this host's clock."""
+        return time.time()
 
     def file_problem(self) -> str | None:
         """Why the connection no longer reads the database it was opened on, or None while it does."""

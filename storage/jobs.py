@@ -327,7 +327,11 @@ def at_limit(running: Mapping[Any, int], limit: int) -> list[Any]:
 class Successors:
     """Claims of up to ``count`` ready jobs by ``owner``, made one after another in one transaction, each
     within the limits: at most ``provider_limit`` running jobs per provider and ``user_limit`` per user,
-    counting the jobs running already (``by_provider``, ``by_user``) and each job claimed before it."""
+    counting the jobs running already and each job claimed before it.
+
+    The jobs running already are the owner's own (``by_provider``, ``by_user``: it knows which have freed
+    their provider early) plus every other owner's, counted in the claim's transaction: the limits hold
+    across all workers and processes on the database, since write transactions run one at a time."""
 
     owner: str
     now: float
@@ -346,8 +350,27 @@ class Successors:
         )  # fmt: skip
 
 
+def _running_elsewhere(owner: str, conn: SyncConn) -> tuple[Counter[str], Counter[int]]:
+    """Jobs running under other owners, per provider and per user (reads the jobs_leased partial index)."""
+    by_provider: Counter[str] = Counter()
+    by_user: Counter[int] = Counter()
+    rows = conn.execute(
+        "SELECT provider, user_id FROM jobs WHERE status = 'running' AND lease_owner <> ? "
+        "AND (provider IS NOT NULL OR user_id IS NOT NULL)",
+        (owner,),
+    ).fetchall()
+    for provider, user_id in rows:
+        if provider:
+            by_provider[provider] += 1
+        if user_id is not None:
+            by_user[user_id] += 1
+    return by_provider, by_user
+
+
 def _claim_successors(successors: Successors, count: int, conn: SyncConn) -> list[Row]:
-    by_provider, by_user = Counter(successors.by_provider), Counter(successors.by_user)
+    by_provider, by_user = _running_elsewhere(successors.owner, conn)
+    by_provider.update(successors.by_provider)
+    by_user.update(successors.by_user)
     rows: list[Row] = []
     while len(rows) < count:
         claimed = conn.execute(*successors.claim(by_provider, by_user).statement()).fetchall()

@@ -320,6 +320,11 @@ class PostgresDatabase(Database):
         async with self._write_lock:
             return await self.conn.run(partial(_transact, work))
 
+    async def server_time(self) -> float:
+        """The server's wall clock, in seconds since the epoch (bot.clock.ServerClock)."""
+        [(now,)] = await self.conn.execute_fetchall("SELECT EXTRACT(EPOCH FROM clock_timestamp())")
+        return float(now)
+
     async def integrity_problems(self, *, quick: bool = False, limit: int = 20) -> list[str]:
         """PostgreSQL checks its own pages as it reads them; this reads every storybot table once."""
         problems: list[str] = []

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import av
 import pytest
 from PIL import Image
 
+from bot.clock import ServerClock
 from bot.domain import AssetStatus, ImageStatus, JobStatus, StoryStatus, VideoStatus
 from bot.errors import UserInputError
 from bot.runtime import Runtime
@@ -20,14 +22,20 @@ from storage import testing as storage_testing
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None) -> Settings:
+    """On either engine (the ``engine`` fixture): SQLite at DATABASE_PATH, or PostgreSQL at DATABASE_URL."""
     monkeypatch.chdir(tmp_path)
-    return load_settings(database_path=tmp_path / "db" / "storybot.db", media_dir=tmp_path / "media")
+    return load_settings(
+        database_path=tmp_path / "db" / "storybot.db", database_url=database_url, media_dir=tmp_path / "media"
+    )
 
 
 async def test_whole_story_with_video(settings: Settings, tmp_path: Path) -> None:
     out = tmp_path / "out"
     async with Runtime(settings, out_dir=out) as rt:
+        # With PostgreSQL every time stored comes from the server's clock (several hosts, one queue).
+        assert isinstance(rt.clock, ServerClock) == (settings.database_url is not None)
+        assert abs(rt.clock.now() - time.time()) < 5  # the test server runs on this host
         story = await rt.stories.create(
             StoryOptions(prompt="a lighthouse keeper befriends a storm", scenes=4, video=True)
         )

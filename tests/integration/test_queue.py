@@ -578,6 +578,40 @@ async def test_provider_and_user_limits_hold(queue: JobQueue) -> None:
     assert peaks["all"] == 3  # two openai jobs beside one job of user 7
 
 
+async def test_provider_and_user_limits_hold_across_workers_on_separate_connections(
+    db: Database, clock: FakeClock
+) -> None:
+    """Three processes' workers, each allowed 4 jobs at once, share one limit of 2 per provider and 1 per user:
+    the limits are counted in the claim, from every owner's running jobs, not per process."""
+    async with twin(db) as a, twin(db) as b, twin(db) as c:
+        queues = [JobQueue(each, clock) for each in (a, b, c)]
+        for n in range(9):
+            await queues[0].enqueue(RENDER, {"n": n}, provider="openai", user_id=100 + n)
+        for n in range(3):
+            await queues[0].enqueue(RENDER, {"n": n}, provider=None, user_id=7)
+        running: Counter[str] = Counter()
+        peaks: Counter[str] = Counter()
+        owners: set[str] = set()
+
+        async def track(job: GenerationJob, ctx: JobContext) -> None:
+            owners.add(ctx.owner)
+            keys = ["all", f"provider:{job.provider}", f"user:{job.user_id}"]
+            for key in keys:
+                running[key] += 1
+                peaks[key] = max(peaks[key], running[key])
+            await asyncio.sleep(0.05)
+            for key in keys:
+                running[key] -= 1
+
+        stats = await asyncio.gather(
+            *(pool(q, {RENDER: track}, concurrency=4, provider_limit=2, user_limit=1).run_until_empty() for q in queues)
+        )
+
+    assert sum(s.succeeded for s in stats) == 12
+    assert peaks["provider:openai"] == 2 and peaks["user:7"] == 1
+    assert len(owners) >= 2  # the work was shared, so the limit was shared
+
+
 # --- a locked database -------------------------------------------------------------------------
 
 
