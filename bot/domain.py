@@ -348,6 +348,17 @@ class Bucket:
 
 
 @dataclass(frozen=True)
+class ModelHold:
+    """A model held back until ``until`` by some process: its breaker open (``kind`` 'breaker') or benched
+    after an auth, quota or retirement error (``kind`` 'cooldown', ``reason`` the error kind)."""
+
+    model_key: str
+    kind: str
+    until: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class CallRecord:
     model_key: str
     started_at: float

@@ -63,7 +63,7 @@ class Runtime:
         # With PostgreSQL, processes on several hosts store and compare times: they all read the server's clock.
         self._server_clock = ServerClock(self.db.server_time) if self.db.engine == "postgresql" else None
         self.clock: Clock = clock or self._server_clock or SystemClock()
-        self._clock_sync: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []  # the clock's sync and the health holds' sharing
         self.registry = Registry.load(settings)
         self.registry.validate_routing(settings.routing)
         self.providers = ProviderSet(settings, self.registry, provider_overrides)
@@ -106,12 +106,14 @@ class Runtime:
         try:
             if self._server_clock is not None and self.clock is self._server_clock:
                 await self._sync_clock()
-                self._clock_sync = asyncio.create_task(self._keep_clock_synced(), name="storybot-clock-sync")
+                self._background.append(asyncio.create_task(self._keep_clock_synced(), name="storybot-clock-sync"))
             await self.health.load()
+            # Breakers and cooldowns of the other processes on this database (storybot work, other hosts).
+            self._background.append(asyncio.create_task(self.health.share_holds(), name="storybot-holds"))
             await self.sweep_leftovers()
             await sweep_orphaned_media(self.db, self.media, older_than_s=PARTIAL_MAX_AGE_S, now=self.clock.now())
         except BaseException:
-            await self._stop_clock_sync()
+            await self._stop_background()
             await self.db.close()  # an open connection's thread would keep the process alive
             raise
         return self
@@ -132,11 +134,11 @@ class Runtime:
             except StorageError as exc:
                 log.warning("could not read the database server's clock (%s); will try again", exc)
 
-    async def _stop_clock_sync(self) -> None:
-        task, self._clock_sync = self._clock_sync, None
-        if task is not None:
+    async def _stop_background(self) -> None:
+        tasks, self._background = self._background, []
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def sweep_leftovers(self) -> None:
         """Remove half-written files of killed runs and local clips nobody will download any more.
@@ -155,7 +157,7 @@ class Runtime:
 
     async def close(self) -> None:
         try:
-            await self._stop_clock_sync()
+            await self._stop_background()
             await self.health.aclose()  # stops the check loop if it runs, then stores the last call records
         finally:
             await self.providers.aclose()

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.domain import Bucket, CallRecord, HealthState, ModelHealth
+from bot.domain import Bucket, CallRecord, HealthState, ModelHealth, ModelHold
 from storage.db import Conn, Row, Target, dumps, fetch_all, fetch_one
 
 _HEALTH_COLUMNS = (
@@ -213,3 +213,27 @@ async def open_alert(conn: Conn, key: str, message: str, since: float) -> None:
 
 async def close_alert(conn: Conn, key: str) -> None:
     await conn.execute("DELETE FROM health_alerts WHERE alert_key = ?", (key,))
+
+
+# model_holds ----------------------------------------------------------------------------------------------------
+
+
+HOLDS_KEPT_S = 86_400.0  # ended holds are kept a day, for whoever looks
+
+
+async def save_holds(conn: Conn, holds: Iterable[ModelHold], now: float) -> None:
+    """Publish holds; a hold already stored for the model and kind is only ever moved later. Holds that ended
+    a day before ``now`` are dropped."""
+    await conn.execute("DELETE FROM model_holds WHERE until < ?", (now - HOLDS_KEPT_S,))
+    await conn.executemany(
+        "INSERT INTO model_holds (model_key, kind, until, reason) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (model_key, kind) DO UPDATE SET until = excluded.until, reason = excluded.reason "
+        "WHERE excluded.until > model_holds.until",
+        [(hold.model_key, hold.kind, hold.until, hold.reason) for hold in holds],
+    )
+
+
+async def live_holds(target: Target, now: float) -> list[ModelHold]:
+    """Every hold that has not ended by ``now``."""
+    rows = await fetch_all(target, "SELECT model_key, kind, until, reason FROM model_holds WHERE until > ?", (now,))
+    return [ModelHold(row["model_key"], row["kind"], float(row["until"]), row["reason"]) for row in rows]

@@ -14,10 +14,11 @@ import logging
 from collections.abc import Callable, Sequence
 
 from bot.clock import Clock
-from bot.errors import PLAIN_WORDS, ErrorKind, ProviderError
+from bot.errors import PLAIN_WORDS, ErrorKind, ProviderError, StorageError
 from bot.health import metrics
 from bot.health.alerts import AlertManager, LoggingNotifier, Notifier, primary_models
 from bot.health.book import HealthBook
+from bot.health.holds import SharedHolds
 from bot.health.model import HealthState, Probe, StatusReport
 from bot.health.probes import Prober, probe_many
 from bot.health.recorder import CallRecorder
@@ -29,6 +30,8 @@ from bot.routing.router import ModelRouter
 from bot.settings import Settings
 from storage import health as health_rows
 from storage.db import Database
+
+HOLDS_SYNC_S = 2.0  # how soon one process's open breaker or cooldown reaches the others
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class HealthMonitor:
         self.thresholds = Thresholds.from_settings(settings)
         self.book = HealthBook(registry, clock, self.thresholds, breakers=router.breakers, cooldowns=router.cooldowns)
         self.recorder = CallRecorder(db, self.book, clock)
+        self.holds = SharedHolds(db, router.breakers, router.cooldowns, clock)
         self.alerts = AlertManager(db, [LoggingNotifier(), *notifiers], self.thresholds)
         self.discord_connected: Callable[[], bool | None] = lambda: None
         self.workers_running: Callable[[], bool | None] = lambda: None
@@ -167,6 +171,15 @@ class HealthMonitor:
             # Real time, not clock.sleep: a FakeClock's instant sleep would spin this loop.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=wait)
+
+    async def share_holds(self, every_s: float = HOLDS_SYNC_S) -> None:
+        """Publish and adopt open breakers and cooldowns (bot/health/holds.py) every ``every_s``, until cancelled."""
+        while True:
+            try:
+                await self.holds.sync()
+            except StorageError as exc:
+                log.warning("could not share model holds with other processes (%s); will try again", exc)
+            await asyncio.sleep(every_s)  # real time, as in run()
 
     def start(self) -> None:
         if self._task is None or self._task.done():

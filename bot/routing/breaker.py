@@ -90,6 +90,23 @@ class Breakers:
     def snapshot(self) -> dict[str, tuple[BreakerState, float]]:
         return {key: (self.state(key), self.reopen_in(key)) for key in self._circuits}
 
+    def open_until(self) -> dict[str, float]:
+        """The open breakers, with the time each lets a probe through."""
+        return {
+            key: circuit.opened_at + self.reset_timeout_s
+            for key, circuit in self._circuits.items()
+            if self.state(key) is BreakerState.OPEN
+        }
+
+    def hold_open(self, key: str, until: float) -> None:
+        """Open the breaker until ``until`` (another process's breaker opened), unless it is open that long already."""
+        if until <= self.clock.now():
+            return
+        circuit, opened_at = self._circuit(key), until - self.reset_timeout_s
+        if circuit.state is BreakerState.OPEN and circuit.opened_at >= opened_at:
+            return
+        circuit.state, circuit.opened_at, circuit.probe_started = BreakerState.OPEN, opened_at, None
+
 
 class Cooldowns:
     """Models benched after auth, quota or retirement errors."""
@@ -117,3 +134,13 @@ class Cooldowns:
 
     def reason(self, key: str) -> ErrorKind | None:
         return self._until[key][1] if self.remaining(key) is not None else None
+
+    def benched(self) -> dict[str, tuple[float, ErrorKind]]:
+        """The models benched now: until when, and why."""
+        return {key: entry for key, entry in list(self._until.items()) if self.remaining(key) is not None}
+
+    def hold(self, key: str, until: float, kind: ErrorKind) -> None:
+        """Bench the model until ``until`` (another process benched it), unless it is benched that long already."""
+        entry = self._until.get(key)
+        if until > self.clock.now() and (entry is None or entry[0] < until):
+            self._until[key] = (until, kind)
