@@ -3,6 +3,15 @@
 ``setup_hook`` (first run) builds the Discord publisher, hands it to the runtime's worker, and loads the
 cogs in ``EXTENSIONS`` as extensions (each module's ``setup(bot)``).
 
+A process has one of three roles (``storybot run --role``):
+
+- ``all`` (the default): everything below in one process;
+- ``gateway``: holds the gateway connection, sharded (AutoShardedBot: SHARD_COUNT, else Discord's
+  recommendation), answers interactions and queues the work; it renders nothing, and takes a story only
+  while some worker process beats in the database;
+- ``worker``: logs in over REST only, without a gateway connection: claims jobs, renders, and posts the
+  deliveries and storyboard edits. Any number of them, on any machines, against one database.
+
 ``run_bot(settings)`` is what ``storybot run`` calls when DISCORD_TOKEN is set. A token Discord
 rejects becomes a ConfigError (one line, exit 2), not a traceback. A Discord that cannot be reached
 (no network, DNS, refused connections, 5xx) is waited out: one log line per attempt, with backoff,
@@ -40,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # Loaded in this order by setup_hook: the error handler first, so it covers the commands loaded after it.
 EXTENSIONS = ("cogs.errors", "cogs.buttons", "cogs.story", "cogs.config", "cogs.status")
+ALL, GATEWAY, WORKER = "all", "gateway", "worker"
+ROLES = (ALL, GATEWAY, WORKER)
 WORKER_STOP_S = 10.0  # in-flight jobs get this long to finish on shutdown; the rest are handed back
 API_VERSION_SUFFIX = re.compile(r"/api/v\d+$")
 LOGIN_FIRST_DELAY_S = 1.0
@@ -75,12 +86,14 @@ def discord_endpoints(settings: Settings) -> Iterator[None]:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
 
 
-def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
-    """A Runtime whose queue hands out the deliveries the DiscordPublisher makes."""
-    return Runtime(settings, clock=clock, publisher_name=DiscordPublisher.name)
+def build_runtime(settings: Settings, *, clock: Clock | None = None, role: str = ALL) -> Runtime:
+    """A Runtime whose queue hands out the deliveries the DiscordPublisher makes, serving in ``role``."""
+    if role not in ROLES:
+        raise ConfigError(f"--role must be one of {', '.join(ROLES)}")
+    return Runtime(settings, clock=clock, publisher_name=DiscordPublisher.name, role=role)
 
 
-class StoryBot(commands.Bot):
+class StoryBot(commands.AutoShardedBot):
     def __init__(
         self,
         runtime: Runtime,
@@ -90,7 +103,8 @@ class StoryBot(commands.Bot):
         **bot_options: object,
     ) -> None:
         """``publisher_options`` go to DiscordPublisher (upload_limit_bytes, storyboard_interval_s,
-        storyboard_grace_s), ``worker_options`` to ``runtime.worker``; both are built in setup_hook."""
+        storyboard_grace_s), ``worker_options`` to ``runtime.worker``; both are built in setup_hook. The role
+        is the runtime's (build_runtime)."""
         if runtime.publisher_name != DiscordPublisher.name:
             raise TypeError("StoryBot needs a Runtime that delivers with the DiscordPublisher (see build_runtime)")
         options: dict[str, object] = {
@@ -98,12 +112,14 @@ class StoryBot(commands.Bot):
             "intents": discord.Intents.default(),
             "allowed_mentions": NO_MENTIONS,
             "help_command": None,
+            "shard_count": runtime.settings.shard_count,  # None: as many as Discord recommends
         }
         options.update(bot_options)
         # A text-only bot: the "voice will NOT be supported" warnings would only alarm operators.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(**options)  # type: ignore[arg-type]
         self.runtime = runtime
+        self.role = runtime.role or ALL
         self._publisher_options = publisher_options or {}
         self._worker_options = worker_options or {}
         # Built by the first setup_hook, when the bot has its event loop and HTTP client.
@@ -119,10 +135,25 @@ class StoryBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         # discord.py calls this from login(); a login retried after Discord could not be reached calls it again.
-        if self.publisher is None:
+        if self.publisher is None:  # the gateway too: a new story's storyboard is attached there
             self.publisher = DiscordPublisher(self, self.runtime, **self._publisher_options)
-        if self.worker is None:
+        if self.role != GATEWAY and self.worker is None:
             self.worker = self.runtime.worker(publisher=self.publisher, **self._worker_options)
+            await self.runtime.beat()  # a gateway learns now, not at the next beat, that a worker runs here
+        if self.role != WORKER:
+            await self._load_commands()
+        if self._worker_task is None and self.health_server is None:
+            if self.worker is not None:
+                self.supervisor = self.runtime.supervise(self.worker)
+                self._worker_task = asyncio.create_task(
+                    self.supervisor.run(self._stop_workers), name="storybot-workers"
+                )
+                self._worker_task.add_done_callback(_log_worker_exit)
+            await self._start_health(self.supervisor)
+        if self.role == WORKER:  # no gateway, so no on_ready: logged in is ready
+            self._announce_ready()
+
+    async def _load_commands(self) -> None:
         for name in EXTENSIONS:
             if name not in self.extensions:
                 await self.load_extension(name)
@@ -133,30 +164,41 @@ class StoryBot(commands.Bot):
             self.synced = await self.tree.sync(guild=guild)
         else:
             self.synced = await self.tree.sync()
-        if self._worker_task is None:
-            self.supervisor = self.runtime.supervise(self.worker)
-            self._worker_task = asyncio.create_task(self.supervisor.run(self._stop_workers), name="storybot-workers")
-            self._worker_task.add_done_callback(_log_worker_exit)
-            await self._start_health(self.supervisor)
 
     async def on_ready(self) -> None:
+        shards = sorted(self.shards)
+        self.runtime.shards = f"{_ranges(shards)} of {self.shard_count}" if shards else None
+        self._announce_ready()
+
+    def _announce_ready(self) -> None:
         if self.ready_once.is_set():
             return  # on_ready fires again after a reconnect; say it once
         self.ready_once.set()
+        workers = self.worker.concurrency if self.worker is not None else 0
+        if self.role == WORKER:
+            log.info("storybot worker logged in as %s (REST only, no gateway); %d workers running", self.user,
+                     workers)  # fmt: skip
+            return
         scope = f"guild {self.runtime.settings.dev_guild_id}" if self.runtime.settings.dev_guild_id else "globally"
         servers = len(self.guilds)
         log.info(
-            "storybot ready as %s (id %s) in %d server%s; %d commands synced %s; %d workers running",
+            "storybot ready as %s (id %s), role %s, in %d server%s on shard%s %s; %d commands synced %s; "
+            "%d workers running",
             self.user,
             self.user.id if self.user else "?",
+            self.role,
             servers,
             "" if servers == 1 else "s",
+            "" if self.shard_count == 1 else "s",
+            self.runtime.shards,
             len(self.synced),
             scope,
-            self.worker.concurrency if self.worker is not None else 0,
+            workers,
         )
 
     async def close(self) -> None:
+        if self.stopping.is_set():
+            return  # a worker's run_bot closes on its way out after a SIGTERM's close
         self.stopping.set()
         await self._stop_health()
         await self._stop_worker_pool()
@@ -164,13 +206,20 @@ class StoryBot(commands.Bot):
             await self.publisher.close()
         await super().close()
 
-    async def _start_health(self, supervisor: WorkerSupervisor) -> None:
-        """The health loop (checks, metrics, alerts to each server's alert channel) and /health, /metrics."""
+    async def _start_health(self, supervisor: WorkerSupervisor | None) -> None:
+        """The health loop (checks, metrics, alerts to each server's alert channel) and /health, /metrics.
+
+        A worker serves /health and /metrics but runs no loop: the gateway (or an ``all``) probes the models
+        and posts the alerts, once for everyone."""
         health = self.runtime.health
         health.alerts.notifiers.append(DiscordAlertNotifier(self))
-        health.discord_connected = lambda: self.is_ready() and not self.is_closed()
-        health.workers_running = lambda: supervisor.running
-        health.start()
+        if self.role == WORKER:
+            health.discord_connected = lambda: self.user is not None and not self.is_closed()
+        else:
+            health.discord_connected = lambda: self.is_ready() and not self.is_closed()
+        health.workers_running = lambda: self.runtime.accepting_stories() if supervisor is None else supervisor.running
+        if self.role != WORKER:
+            health.start()
         server = build_health_server(self.runtime.settings, health.report)
         if server is None:
             return
@@ -201,12 +250,23 @@ class StoryBot(commands.Bot):
             await asyncio.gather(task, return_exceptions=True)
 
 
+def _ranges(numbers: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    spans: list[list[int]] = []
+    for number in numbers:
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
 def _log_worker_exit(task: asyncio.Task[object]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("the worker pool stopped", exc_info=task.exception())
 
 
-async def run_bot(settings: Settings) -> int:
+async def run_bot(settings: Settings, role: str = ALL) -> int:
     """Log in, serve until stopped. Raises ConfigError for a missing or rejected token.
 
     SIGTERM stops the bot as Ctrl-C does (StoryBot.close): no new jobs are claimed, in-flight jobs get
@@ -219,7 +279,7 @@ async def run_bot(settings: Settings) -> int:
     token = settings.discord_token.get_secret_value().strip()
     closing: list[asyncio.Future[None]] = []
     with discord_endpoints(settings), plain_reconnect_lines():
-        async with build_runtime(settings) as runtime:
+        async with build_runtime(settings, role=role) as runtime:
             bot = StoryBot(runtime)
             with on_sigterm(lambda: closing.append(asyncio.ensure_future(bot.close()))) as stop:
                 await _serve(bot, token)
@@ -235,7 +295,10 @@ async def _serve(bot: StoryBot, token: str) -> None:
     try:
         async with bot:
             if await _log_in(bot, token):
-                await bot.connect()
+                if bot.role == WORKER:
+                    await bot.stopping.wait()  # REST only: serve until close()
+                else:
+                    await bot.connect()
     except discord.LoginFailure:
         raise ConfigError("Discord rejected DISCORD_TOKEN (login failed); copy the bot token again") from None
     except discord.PrivilegedIntentsRequired:

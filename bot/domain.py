@@ -348,6 +348,21 @@ class Bucket:
 
 
 @dataclass(frozen=True)
+class ProcessBeat:
+    """A process serving the database, as of its last heartbeat: its role (all, gateway or worker), where it
+    runs, the gateway shards it holds, and how many jobs it runs at once."""
+
+    id: str
+    role: str
+    host: str
+    pid: int
+    shards: str | None
+    worker_slots: int
+    started_at: float
+    beat_at: float
+
+
+@dataclass(frozen=True)
 class ModelHold:
     """A model held back until ``until`` by some process: its breaker open (``kind`` 'breaker') or benched
     after an auth, quota or retirement error (``kind`` 'cooldown', ``reason`` the error kind)."""

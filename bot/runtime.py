@@ -10,13 +10,17 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
+import secrets
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.clock import Clock, ServerClock, SystemClock
+from bot.domain import ProcessBeat
 from bot.errors import StorageError
 from bot.health.monitor import HealthMonitor
 from bot.health.probes import probe
@@ -38,12 +42,17 @@ from bot.services.scene_actions import SceneActions
 from bot.services.stories import StoryService
 from bot.services.storyboards import Storyboards
 from bot.settings import Settings
+from storage import processes as process_rows
 from storage.engines import database_for
 
 log = logging.getLogger(__name__)
 
 PARTIAL_MAX_AGE_S = 3600.0  # older than any write in progress: a crash left it
 STAGED_MAX_AGE_S = 86_400.0
+PROCESS_BEAT_S = 5.0
+PROCESS_ALIVE_S = 3 * PROCESS_BEAT_S  # a process that missed three beats is taken for gone
+PROCESS_FORGOTTEN_S = 86_400.0
+GATEWAY = "gateway"
 CLOCK_SYNC_S = 600.0  # monotonic clocks drift apart by parts per million: minutes apart costs nothing
 CLOCK_DRIFT_WARN_S = 2.0
 
@@ -57,8 +66,18 @@ class Runtime:
         publisher_name: str = OFFLINE_PUBLISHER,
         provider_overrides: dict[str, Any] | None = None,
         out_dir: Path = Path("./out"),
+        role: str | None = None,
     ) -> None:
+        """``role`` (all, gateway or worker) makes this a serving process: it beats in the processes table
+        while open, so /status lists it and a gateway knows a worker will render what it queues. One-shot
+        commands (status, list) have none."""
         self.settings = settings
+        self.role = role
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.shards: str | None = None  # set by a gateway once connected ("0-1 of 2")
+        self.worker_slots = 0  # jobs at once, once this process builds a worker
+        self.peers: list[ProcessBeat] = []  # every live process on the database, as of the last beat
+        self._started_at = 0.0
         self.db = database_for(settings.database_url_value(), settings.database_path)
         # With PostgreSQL, processes on several hosts store and compare times: they all read the server's clock.
         self._server_clock = ServerClock(self.db.server_time) if self.db.engine == "postgresql" else None
@@ -110,6 +129,10 @@ class Runtime:
             await self.health.load()
             # Breakers and cooldowns of the other processes on this database (storybot work, other hosts).
             self._background.append(asyncio.create_task(self.health.share_holds(), name="storybot-holds"))
+            if self.role is not None:
+                self._started_at = self.clock.now()
+                await self.beat()
+                self._background.append(asyncio.create_task(self._keep_beating(), name="storybot-beat"))
             await self.sweep_leftovers()
             await sweep_orphaned_media(self.db, self.media, older_than_s=PARTIAL_MAX_AGE_S, now=self.clock.now())
         except BaseException:
@@ -133,6 +156,23 @@ class Runtime:
                 await self._sync_clock()
             except StorageError as exc:
                 log.warning("could not read the database server's clock (%s); will try again", exc)
+
+    async def beat(self) -> None:
+        """Say this process is alive, and learn which others are (``peers``)."""
+        assert self.role is not None
+        now = self.clock.now()
+        me = ProcessBeat(self.process_id, self.role, socket.gethostname(), os.getpid(), self.shards,
+                         self.worker_slots, self._started_at, now)  # fmt: skip
+        await process_rows.beat(self.db, me, forget_before=now - PROCESS_FORGOTTEN_S)
+        self.peers = await process_rows.alive(self.db, now - PROCESS_ALIVE_S)
+
+    async def _keep_beating(self) -> None:
+        while True:
+            await asyncio.sleep(PROCESS_BEAT_S)  # real time: a FakeClock's instant sleep would spin
+            try:
+                await self.beat()
+            except StorageError as exc:
+                log.warning("could not record this process's heartbeat (%s); will try again", exc)
 
     async def _stop_background(self) -> None:
         tasks, self._background = self._background, []
@@ -158,6 +198,9 @@ class Runtime:
     async def close(self) -> None:
         try:
             await self._stop_background()
+            if self.role is not None and self.db.is_open:
+                with contextlib.suppress(StorageError):
+                    await process_rows.forget(self.db, self.process_id)
             await self.health.aclose()  # stops the check loop if it runs, then stores the last call records
         finally:
             await self.providers.aclose()
@@ -192,6 +235,7 @@ class Runtime:
             "on_give_up": give_up_recorder(deps),
         }
         options.update(overrides)
+        self.worker_slots = int(options["concurrency"])
         return Worker(self.queue, bound_handlers(deps), **options)
 
     async def run_until_empty(self, publisher: Publisher | None = None, **overrides: Any) -> WorkerStats:
@@ -203,13 +247,17 @@ class Runtime:
         return self.supervisor
 
     def accepting_stories(self) -> bool:
-        """Whether a new story would be made: a worker pool runs and the database file is still ours.
+        """Whether a new story would be made: a worker will render it, and the database file is still ours.
 
-        False while the supervised pool is down (crashed, waiting to restart) or not started, or once the
-        file at DATABASE_PATH was deleted or replaced under us.
+        A gateway renders nothing: it needs a live worker process (the last heartbeats). Otherwise False while
+        this process's supervised pool is down (crashed, waiting to restart) or not started, or once the file
+        at DATABASE_PATH was deleted or replaced under us.
         """
-        running = self.supervisor is not None and self.supervisor.running
-        return running and self.db.file_problem() is None
+        if self.db.file_problem() is not None:
+            return False
+        if self.role == GATEWAY:
+            return any(peer.worker_slots > 0 for peer in self.peers)
+        return self.supervisor is not None and self.supervisor.running
 
 
 # -- SIGTERM stops the work the way Ctrl-C does -----------------------------------------------------

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     dev_guild_id: int | None = Field(default=None, gt=0)
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
+    shard_count: int | None = Field(default=None, ge=1)  # gateway shards; None: as many as Discord recommends
 
     # Provider keys and base URLs
     openai_api_key: SecretStr | None = None

@@ -40,7 +40,6 @@ from cogs._targets import (
 )
 
 if TYPE_CHECKING:
-    from discord.ext import commands
 
     from bot.runtime import Runtime
 
@@ -64,7 +63,7 @@ class DiscordPublisher:
 
     def __init__(
         self,
-        bot: commands.Bot,
+        bot: discord.Client,
         runtime: Runtime,
         *,
         upload_limit_bytes: int | None = None,

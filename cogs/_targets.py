@@ -29,7 +29,6 @@ from bot.errors import DeliveryBlocked
 from cogs._render import clip
 
 if TYPE_CHECKING:
-    from discord.ext import commands
 
     from bot.services.storyboards import Storyboards
 
@@ -86,7 +85,7 @@ class Place:
 
 
 class MessageTargets:
-    def __init__(self, bot: commands.Bot, records: Storyboards, upload_limit_bytes: int | None) -> None:
+    def __init__(self, bot: discord.Client, records: Storyboards, upload_limit_bytes: int | None) -> None:
         self.bot = bot
         self.records = records
         self.upload_limit_bytes = upload_limit_bytes  # None: the guild's own limit
@@ -167,9 +166,17 @@ class MessageTargets:
             return None
         return channel.permissions_for(guild.me)
 
+    async def _fetch_channel(self, channel_id: int) -> object | None:
+        """The channel over REST: a worker process has no gateway, so no cache of channels."""
+        try:
+            return await self.bot.fetch_channel(channel_id)
+        except discord.HTTPException as exc:
+            log.info("channel %s cannot be fetched (%s %s)", channel_id, exc.status, exc.code)
+            return None
+
     async def _make_thread(self, story: Story) -> int | None:
         assert story.channel_id is not None and story.storyboard_message_id is not None
-        channel = self.bot.get_channel(story.channel_id)
+        channel = self.bot.get_channel(story.channel_id) or await self._fetch_channel(story.channel_id)
         if not isinstance(channel, discord.TextChannel):
             return None  # threads on messages exist only in text channels (not in DMs, voice chats or threads)
         name = clip(story.title or "Story", 100)

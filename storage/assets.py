@@ -84,7 +84,7 @@ async def mean_durations(target: Target, *, last: int = 50) -> dict[AssetKind, f
         row = await fetch_one(
             target,
             "SELECT AVG(updated_at - created_at), COUNT(*) FROM (SELECT created_at, updated_at FROM media_assets "
-            "WHERE kind = ? AND status = 'COMPLETED' ORDER BY updated_at DESC LIMIT ?)",
+            "WHERE kind = ? AND status = 'COMPLETED' ORDER BY updated_at DESC LIMIT ?) AS recent",
             (kind.value, last),
         )
         if row is not None and row[1]:

@@ -54,7 +54,7 @@ async def usage(target: Target, guild_id: int, user_id: int, day: str) -> tuple[
 async def add_usage(conn: Conn, guild_id: int, user_id: int, day: str, *, images: int = 0, videos: int = 0) -> None:
     await conn.execute(
         "INSERT INTO usage (guild_id, user_id, day, images, videos) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (guild_id, user_id, day) DO UPDATE SET images = images + excluded.images, "
-        "videos = videos + excluded.videos",
+        "ON CONFLICT (guild_id, user_id, day) DO UPDATE SET images = usage.images + excluded.images, "
+        "videos = usage.videos + excluded.videos",
         (guild_id, user_id, day, images, videos),
     )

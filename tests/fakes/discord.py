@@ -105,6 +105,7 @@ class FakeDiscord:
         bot_name: str = "storybot",
     ) -> None:
         self.token = token
+        self.recommended_shards = 1  # what GET /gateway/bot recommends (SHARD_COUNT unset)
         self.clock: Clock = clock or SystemClock()
         self.token_ttl_s = token_ttl_s
         self.ack_deadline_s = ack_deadline_s
@@ -229,17 +230,22 @@ class FakeDiscord:
         self.attachments[attachment_id] = attachment
         return attachment
 
-    def ready_payload(self, session_id: str) -> JSON:
-        return {
+    def ready_payload(self, session_id: str, *, shard: tuple[int, int] | None = None, guild: bool = True) -> JSON:
+        """READY (gateway-events.md "Ready"); ``shard`` echoes IDENTIFY's, and ``guild`` says whether the guild
+        is on this session's shard."""
+        payload: JSON = {
             "v": 10,
             "user": self.bot_user.payload(),
             "session_id": session_id,
             "resume_gateway_url": self.gateway_url,
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(self.guild_id), "unavailable": True}] if guild else [],
             "application": {"id": str(self.app_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
         }
+        if shard is not None:
+            payload["shard"] = list(shard)
+        return payload
 
     def guild_create_payload(self) -> JSON:
         channels = [c for c in self.channels.values() if not c.is_thread and not c.is_dm]

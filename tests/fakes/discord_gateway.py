@@ -11,6 +11,11 @@ Reconnects follow discord/discord-api-docs developers/events/gateway.mdx, "Resum
 or op 9 Invalid Session with ``d: true``, the client resumes and the gateway replays the events it missed,
 then sends RESUMED. After op 9 with ``d: false`` the session is gone: the client identifies afresh, and
 events dispatched meanwhile are lost (they belonged to the dead session).
+
+Sharding follows discord/discord-api-docs docs/events/gateway.md, "Sharding": a session that identifies
+with ``shard: [shard_id, num_shards]`` gets that pair back in READY (gateway-events.md "Ready": ``shard?``)
+and only the guilds whose ``(guild_id >> 22) % num_shards`` is its shard_id ("Sharding Formula"); events
+without a guild (DMs) go to shard 0 only. A session that sends no ``shard`` gets everything.
 """
 
 from __future__ import annotations
@@ -48,6 +53,14 @@ class GatewaySession:
     alive: bool = True
     expect_resume: bool = False
     resumes: int = 0
+    shard: tuple[int, int] | None = None  # (shard_id, num_shards) from IDENTIFY
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Whether an event of this guild (None: a DM) goes to this session (module docstring, Sharding)."""
+        if self.shard is None:
+            return True
+        shard_id, count = self.shard
+        return shard_id == (0 if guild_id is None else (guild_id >> 22) % count)
 
 
 class Gateway:
@@ -106,10 +119,13 @@ class Gateway:
         async with self._lock:
             await self._flush_locked()  # events queued before this session existed are not for it
             self.identifies += 1
-            session = GatewaySession(id=uuid.uuid4().hex, ws=ws)
+            shard = (int(data["shard"][0]), int(data["shard"][1])) if data.get("shard") else None
+            session = GatewaySession(id=uuid.uuid4().hex, ws=ws, shard=shard)
             self.sessions.append(session)
-            await self._emit(session, "READY", self.fake.ready_payload(session.id))
-            await self._emit(session, "GUILD_CREATE", self.fake.guild_create_payload())
+            ours = session.owns(self.fake.guild_id)
+            await self._emit(session, "READY", self.fake.ready_payload(session.id, shard=session.shard, guild=ours))
+            if ours:
+                await self._emit(session, "GUILD_CREATE", self.fake.guild_create_payload())
         self.fake.notifier.notify()
         return session
 
@@ -150,7 +166,8 @@ class Gateway:
         """Send a dispatch event to connected bots; events for a bot that is resuming are replayed later."""
         async with self._lock:
             await self._flush_locked()
-            targets = self.live_sessions[-1:] if latest_only else self.live_sessions
+            targets = self._owners(data)
+            targets = targets[-1:] if latest_only else targets
             if not targets and required:
                 raise RuntimeError(f"no bot is connected to the fake gateway to receive {event}")
             for session in targets:
@@ -174,8 +191,13 @@ class Gateway:
     async def _flush_locked(self) -> None:
         while self._pending:
             event, data = self._pending.pop(0)
-            for session in self.live_sessions:
+            for session in self._owners(data):
                 await self._emit(session, event, data)
+
+    def _owners(self, data: JSON) -> list[GatewaySession]:
+        """The live sessions an event goes to: those of the shard of its guild (module docstring)."""
+        guild_id = data.get("guild_id") if isinstance(data, dict) else None
+        return [s for s in self.live_sessions if s.owns(None if guild_id is None else int(guild_id))]
 
     def connected_session(self) -> GatewaySession:
         connected = [s for s in self.live_sessions if s.ws is not None]

@@ -303,7 +303,10 @@ class RestApi:
 
     async def get_gateway(self, request: web.Request) -> web.Response:
         limits = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
-        return json_response({"url": self.fake.gateway_url, "shards": 1, "session_start_limit": limits})
+        # "Get Gateway Bot" (docs/events/gateway.md): "shards" is the recommended number of shards.
+        return json_response(
+            {"url": self.fake.gateway_url, "shards": self.fake.recommended_shards, "session_start_limit": limits}
+        )
 
     def _command_list(self, request: web.Request) -> list[JSON]:
         self.require_bot_auth(request)

@@ -13,7 +13,7 @@ from typing import Any
 import av
 from PIL import Image
 
-from bot.app import StoryBot, build_runtime, discord_endpoints
+from bot.app import ALL, WORKER, StoryBot, build_runtime, discord_endpoints
 from bot.domain import JobStatus
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
@@ -44,8 +44,9 @@ def make_settings(tmp_path: Path, fake: FakeDiscord, **overrides: Any) -> Settin
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, **publisher_options: Any) -> AsyncIterator[StoryBot]:
-    runtime: Runtime = build_runtime(settings)
+async def running(settings: Settings, *, role: str = ALL, **publisher_options: Any) -> AsyncIterator[StoryBot]:
+    """The bot in ``role``: ``all`` and ``gateway`` connect to the fake gateway, a ``worker`` logs in over REST."""
+    runtime: Runtime = build_runtime(settings, role=role)
     with discord_endpoints(settings):
         await runtime.open()
         bot = StoryBot(
@@ -55,7 +56,7 @@ async def running(settings: Settings, **publisher_options: Any) -> AsyncIterator
             guild_ready_timeout=0.1,
             chunk_guilds_at_startup=False,
         )
-        task = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))  # type: ignore[union-attr]
+        task = asyncio.create_task(_serve(bot, settings.discord_token.get_secret_value()))  # type: ignore[union-attr]
         ready = asyncio.create_task(bot.ready_once.wait())
         try:
             done, _ = await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
@@ -68,6 +69,15 @@ async def running(settings: Settings, **publisher_options: Any) -> AsyncIterator
             await bot.close()
             await asyncio.wait_for(task, timeout=15)
             await runtime.close()
+
+
+async def _serve(bot: StoryBot, token: str) -> None:
+    """As ``bot.app._serve`` does, without its login retries: a worker stays logged in until closed."""
+    if bot.role == WORKER:
+        await bot.login(token)
+        await bot.stopping.wait()
+    else:
+        await bot.start(token)
 
 
 def embed_text(message: FakeMessage) -> str:
