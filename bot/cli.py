@@ -1,4 +1,4 @@
-"""The ``storybot`` command: run | story | work | models | status | db.
+"""The ``storybot`` command: run | story | work | list | models | status | db.
 
 Errors a user can fix (bad settings, bad input, unusable paths, a newer database) print one line
 and exit 2; an interrupted run exits 130 (Ctrl-C) or 143 (SIGTERM) and says how to resume. The bot
@@ -7,8 +7,9 @@ itself (`run` with DISCORD_TOKEN) treats SIGTERM as its normal stop and exits 0 
 Start-up time: at module level this imports only bot.errors and a few small standard modules (not even
 asyncio), so ``--help`` and a usage error answer at once. Each command imports what it needs (settings
 and pydantic, the Runtime with the provider SDKs, PyAV and Pillow, discord.py) inside its own function.
-``models`` needs neither the Runtime nor the providers, and it runs without the SIGTERM handler (which
-lives in bot.runtime): it ends within milliseconds of its imports, and nothing it does needs handing back.
+``models`` and ``list`` need neither the Runtime nor the providers, and they run without the SIGTERM handler
+(which lives in bot.runtime): they end within milliseconds of their imports, and nothing they do needs handing
+back.
 """
 
 from __future__ import annotations
@@ -18,13 +19,23 @@ import logging
 import sqlite3
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from bot.errors import RESTORE_HINT, ConfigError, DatabaseDamaged, StorageError, Terminated, UserInputError, plain_words
+from bot.errors import (
+    RESTORE_HINT,
+    ConfigError,
+    DatabaseDamaged,
+    DatabaseMissing,
+    StorageError,
+    Terminated,
+    UserInputError,
+    plain_words,
+)
 
 if TYPE_CHECKING:
+    from bot.domain import Scene, Story
     from bot.routing.registry import Registry
     from bot.runtime import Runtime
     from bot.services.stories import StoryOptions
@@ -57,8 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     story.add_argument("--image-model", help="model key that draws the scenes")
     story.add_argument("--video-model", help="model key that animates the scenes")
     story.add_argument("--reference", type=Path, help="a reference image for the characters")
+    story.add_argument(
+        "--no-wait", action="store_true",
+        help="queue the story, print its id and return at once; `storybot work` renders it",
+    )  # fmt: skip
 
     sub.add_parser("work", help="run the worker until the queue is empty")
+    listing = sub.add_parser("list", help="the stories, newest first, with each scene's picture and clip")
+    listing.add_argument("--json", action="store_true", help="a JSON document, for scripts")
+    listing.add_argument("--limit", type=int, default=20, help="how many stories (default 20; 0 for all)")
     sub.add_parser("models", help="list the model registry and what is usable")
     sub.add_parser("status", help="show each model's health and the queue")
 
@@ -68,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("check", help="run SQLite's integrity check: ok (exit 0) or what is wrong (exit 1)")
     backup = db_sub.add_parser("backup", help="write a consistent copy of the database (VACUUM INTO)")
     backup.add_argument("path", type=Path)
+    copy = db_sub.add_parser(
+        "copy", help="copy the SQLite database at DATABASE_PATH into an empty PostgreSQL database (all or nothing)"
+    )
+    copy.add_argument(
+        "--to", metavar="URL",
+        help="postgresql://user:password@host/dbname (default: DATABASE_URL); the password is never shown",
+    )  # fmt: skip
     return parser
 
 
@@ -119,14 +144,15 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "run": lambda: _run(args, settings),
         "story": lambda: _story(args, settings),
         "work": lambda: _work(settings),
+        "list": lambda: _list(args, settings),
         "models": lambda: _models(settings),
         "status": lambda: _status(settings),
         "db": lambda: _db(args, settings),
     }
     if args.command == "run" and settings.discord_token is not None:
         return await commands["run"]()  # the bot stops itself on SIGTERM (run_bot)
-    if args.command == "models":
-        return await commands["models"]()  # no SIGTERM handler: that would import the Runtime (module docstring)
+    if args.command in ("models", "list"):
+        return await commands[args.command]()  # no SIGTERM handler: that would import the Runtime (module docstring)
     return await _until_sigterm(commands[args.command])
 
 
@@ -184,6 +210,8 @@ async def _story(args: argparse.Namespace, settings: Settings) -> int:
         reference=reference,
         out_dir=args.out.resolve(),
     )
+    if args.no_wait:
+        return await _enqueue(settings, options)
     return await _render(settings, options)
 
 
@@ -231,6 +259,21 @@ async def _render(settings: Settings, options: StoryOptions) -> int:
         print(f"storybot: the story did not finish ({final.status.value}): {final.error or 'see the page'}",
               file=sys.stderr)  # fmt: skip
         return 1
+
+
+async def _enqueue(settings: Settings, options: StoryOptions) -> int:
+    """Store the story and queue its first job, as ``_render`` does, and return without rendering it."""
+    from bot.runtime import Runtime  # imported here: start-up time (provider SDKs, PyAV, Pillow)
+
+    assert options.out_dir is not None
+    check_writable(settings.media_dir, "MEDIA_DIR")  # as _render: else the render fails after the story was stored
+    check_writable(options.out_dir)
+    async with Runtime(settings, out_dir=options.out_dir) as rt:
+        story = await rt.stories.create(options)
+    scenes = f"{story.scene_count} scene{'s' * (story.scene_count > 1)}"
+    print(f"Story {story.id} queued ({scenes}): `storybot work` renders it into "
+          f"{options.out_dir / story.id}, `storybot list` shows how far it got.")  # fmt: skip
+    return 0
 
 
 async def _print_progress(rt: Runtime, story_id: str, video: bool, shown: list[str]) -> None:
@@ -317,6 +360,8 @@ async def _db(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.db_command == "check":
         return await _db_check(settings)
+    if args.db_command == "copy":
+        return await _db_copy(args, settings)
     db = database_for(settings.database_url_value(), settings.database_path)
     await db.open(migrate=False, create=args.db_command == "migrate")
     try:
@@ -357,6 +402,88 @@ async def _db_check(settings: Settings) -> int:
     return 1
 
 
+async def _db_copy(args: argparse.Namespace, settings: Settings) -> int:
+    """The SQLite database at DATABASE_PATH (migrated first, as every command does) into an empty PostgreSQL
+    database (migrated first too), in one transaction: storage/copy.py. The URL's password stays out of every
+    line printed or logged: messages name the target by ``where`` (database, host and port)."""
+    # imported here: start-up time (aiosqlite, psycopg)
+    import time
+    from urllib.parse import urlsplit
+
+    from bot.settings import MASK, redact, register_secrets
+    from storage.copy import copy_database
+    from storage.engines import POSTGRES_SCHEMES, database_for
+
+    url = args.to or settings.database_url_value()
+    if not url:
+        raise UserInputError("say where to copy to: --to postgresql://user:password@host/dbname (or set DATABASE_URL)")
+    if not url.startswith(POSTGRES_SCHEMES):
+        raise UserInputError("--to must be a PostgreSQL URL: postgresql://user:password@host/dbname")
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    register_secrets([url, *([password] if password else [])])  # masked in every log line from here on
+    source = database_for(None, settings.database_path)
+    target = database_for(url, settings.database_path)
+    try:
+        await source.open(migrate=False, create=False)
+        migrated = await source.migrate()
+        if migrated:
+            print(f"{source.where}: migrated to schema version {await source.user_version()} first "
+                  f"({', '.join(migrated)})")  # fmt: skip
+        await target.open()
+        started = time.monotonic()
+        copied = await copy_database(source, target)
+        took = time.monotonic() - started
+        version = await target.user_version()
+    except StorageError as exc:  # a driver's message may quote the URL: masked, and named as the user gave it
+        clean = redact(str(exc))
+        if password and password in clean:  # a password too short for the redactor (bot.settings.MIN_SECRET_CHARS)
+            clean = clean.replace(password, MASK)
+        if args.to:
+            clean = clean.replace("DATABASE_URL", "the --to URL")
+        if clean != str(exc):
+            raise StorageError(clean) from None
+        raise
+    finally:
+        await target.close()
+        await source.close()
+    print(format_copy(copied, f"copied {source.where} into {target.where} (schema version {version}) in {took:.2f} s:"))
+    print("Set DATABASE_URL to that database to use it; the SQLite file is left as it was.")
+    return 0
+
+
+async def _list(args: argparse.Namespace, settings: Settings) -> int:
+    """Every story, newest first, with each scene's picture and clip; ``--json`` for scripts (``stories_json``)."""
+    # imported here: start-up time (aiosqlite or psycopg, pydantic's models; not the Runtime)
+    import json
+
+    from storage import scenes as scene_rows
+    from storage import stories as story_rows
+    from storage.engines import database_for
+
+    if args.limit < 0:
+        raise UserInputError(f"--limit must be 0 (every story) or more (got {args.limit})")
+    db = database_for(settings.database_url_value(), settings.database_path)
+    try:
+        await db.open(create=False)
+    except DatabaseMissing:  # nothing has run here yet: no stories, and no database made just to say so
+        print("[]" if args.json else "no stories yet")
+        return 0
+    try:
+        stories = await story_rows.newest(db, limit=args.limit or None)
+        scenes = await scene_rows.of_stories(db, [story.id for story in stories])
+        total = await story_rows.count_all(db) if args.limit and len(stories) == args.limit else len(stories)
+    finally:
+        await db.close()
+    if args.json:
+        print(json.dumps(stories_json(stories, scenes), indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        print(format_stories(stories, scenes, total))
+    return 0
+
+
 # -- terminal tables --------------------------------------------------------------------------------
 
 
@@ -373,6 +500,79 @@ def format_models(registry: Registry) -> str:
     if aliases:
         table += "\n\naliases: " + ", ".join(f"{old} -> {new}" for old, new in sorted(aliases.items()))
     return table
+
+
+def stories_json(stories: Sequence[Story], scenes: Mapping[str, Sequence[Scene]]) -> list[dict[str, Any]]:
+    """``storybot list --json``: the same keys for every story (null when there is no value), for scripts.
+    Times are ISO 8601 in UTC; a scene's ``index`` counts from 1, as the storybook's files do."""
+    return [
+        {
+            "id": story.id,
+            "status": story.status.value,
+            "title": story.title,
+            "prompt": story.prompt,
+            "created_at": _iso(story.created_at),
+            "updated_at": _iso(story.updated_at),
+            "scene_count": story.scene_count,
+            "video": story.video_mode,
+            "error": story.error,
+            "page": _page(story),
+            "scenes": [
+                {"index": scene.index + 1, "image": scene.image_status.value, "clip": scene.video_status.value}
+                for scene in scenes.get(story.id, ())
+            ],
+        }
+        for story in stories
+    ]
+
+
+def format_stories(stories: Sequence[Story], scenes: Mapping[str, Sequence[Scene]], total: int) -> str:
+    """``storybot list``: a block per story (id, status, when, title; prompt; each scene's picture and clip)."""
+    from datetime import UTC, datetime  # imported here: start-up time
+
+    if not stories:
+        return "no stories yet"
+    blocks = []
+    for story in stories:
+        when = datetime.fromtimestamp(story.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        title = f"“{_clip(story.title)}”" if story.title else "(no title yet)"
+        lines = [f"{story.id}  {story.status.value:<12}  {when}  {title}", f"  prompt: {_clip(story.prompt)}"]
+        if story.error:
+            lines.append(f"  error: {_clip(story.error)}")
+        written = scenes.get(story.id, ())
+        if not written:
+            lines.append(f"  {story.scene_count} scene{'s' * (story.scene_count > 1)}, not written yet")
+        for scene in written:
+            lines.append(
+                f"  scene {scene.index + 1:<3} image {scene.image_status.value:<10}  clip {scene.video_status.value}"
+            )
+        if (page := _page(story)) is not None:
+            lines.append(f"  page: {page}")
+        blocks.append("\n".join(lines))
+    if total > len(stories):
+        blocks.append(f"the newest {len(stories)} of {total} stories; --limit 0 shows them all")
+    return "\n\n".join(blocks)
+
+
+def _iso(timestamp: float) -> str:
+    from datetime import UTC, datetime  # imported here: start-up time
+
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+def _page(story: Story) -> str | None:
+    """Where an offline story's storybook is (or will be); None for a Discord story."""
+    return str(Path(story.out_dir) / story.id / "index.html") if story.out_dir else None
+
+
+def _clip(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_copy(copied: Mapping[str, int], heading: str) -> str:
+    width = max(len(name) for name in [*copied, "total"])
+    rows = [f"  {name:<{width}}  {count:>9,}" for name, count in copied.items()]
+    return "\n".join([heading, *rows, f"  {'total':<{width}}  {sum(copied.values()):>9,} rows"])
 
 
 def format_queue(counts: Mapping[str, int]) -> str:

@@ -253,8 +253,10 @@ class PostgresDatabase(Database):
                 sync = await loop.run_in_executor(
                     self._thread, _connect, self._url, self.busy_timeout_ms, self.synchronous
                 )
+            except psycopg.ProgrammingError:  # its message quotes the URL, password and all
+                raise StorageError("DATABASE_URL cannot be read as a PostgreSQL URL; check its form") from None
             except psycopg.Error as exc:
-                first = (str(exc).strip().splitlines() or ["no answer"])[-1]
+                first = self._scrubbed((str(exc).strip().splitlines() or ["no answer"])[-1])
                 if isinstance(exc, psycopg.OperationalError) and "does not exist" in first:
                     raise DatabaseMissing(f"{self._where} does not exist; create it (createdb) first") from None
                 raise StorageError(f"cannot connect to {self._where}: {first}; check DATABASE_URL") from None
@@ -268,6 +270,15 @@ class PostgresDatabase(Database):
             await self.close()
             raise
         return self
+
+    def _scrubbed(self, text: str) -> str:
+        """``text`` without the URL or its password, should a driver's message quote them."""
+        text = text.replace(self._url, "DATABASE_URL")
+        try:
+            password = conninfo_to_dict(self._url).get("password")
+        except psycopg.ProgrammingError:
+            password = None
+        return text.replace(str(password), "***") if password else text
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

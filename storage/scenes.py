@@ -93,3 +93,23 @@ async def _set_stage(
 async def set_message_id(conn: Conn, scene_id: str, *, kind: str, message_id: int, now: float) -> None:
     column = {"image": "image_message_id", "video": "video_message_id"}[kind]
     await conn.execute(f"UPDATE scenes SET {column} = ?, updated_at = ? WHERE id = ?", (message_id, now, scene_id))
+
+
+IDS_PER_QUERY = 500  # story ids per IN (...): well under SQLite's limit on bound parameters
+
+
+async def of_stories(target: Target, story_ids: Iterable[str]) -> dict[str, list[Scene]]:
+    """The scenes of each story in ``story_ids``, in order (an empty list for a story with none yet)."""
+    wanted = list(story_ids)
+    found: dict[str, list[Scene]] = {story_id: [] for story_id in wanted}
+    for first in range(0, len(wanted), IDS_PER_QUERY):
+        chunk = wanted[first : first + IDS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        rows = await fetch_all(
+            target, f"SELECT {_COLUMNS} FROM scenes WHERE story_id IN ({marks}) ORDER BY story_id, idx", chunk
+        )
+        for row in rows:
+            scene = _scene(row)
+            found[scene.story_id].append(scene)
+    return found
+

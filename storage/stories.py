@@ -145,3 +145,16 @@ async def count_running(target: Target, owner_id: int) -> int:
         (owner_id,),
     )
     return int(row[0]) if row else 0
+
+
+async def newest(target: Target, *, limit: int | None) -> list[Story]:
+    """Every story in every server, newest first (``limit`` of them, or all with None): the operator's view."""
+    sql = f"SELECT {_COLUMNS} FROM stories ORDER BY created_at DESC, id"
+    rows = await (fetch_all(target, sql) if limit is None else fetch_all(target, sql + " LIMIT ?", (limit,)))
+    return [_story(row) for row in rows]
+
+
+async def count_all(target: Target) -> int:
+    row = await fetch_one(target, "SELECT COUNT(*) FROM stories")
+    return int(row[0]) if row else 0
+
