@@ -25,6 +25,7 @@ BENCHES = (
     "media_loop",
     "endless_clip",
     "drip_deadline",
+    "media_roundtrip",
 )
 
 

@@ -19,6 +19,7 @@ Provider errors are classified once, at the adapter edge, into a ``ProviderError
     ├── MediaError (ValueError)      a media file does not decode, is cut short, cannot be made to fit
     │   └── ImageTooLarge            an image declares more pixels than allowed
     ├── MediaWriteError              a media file could not be written (disk full...); nothing half-written
+    ├── MediaStoreError              the object storage of MEDIA_URL is unreachable or refused a request
     └── ProviderError                one failed provider call, with .kind (ErrorKind)
         ├── UnusableAnswer           the provider answered with something that cannot be used (transient)
         └── ProviderTimeout          the call did not finish within its deadline (transient)
@@ -164,6 +165,14 @@ class MediaWriteError(StorybotError):
     def __init__(self, message: str, *, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
+
+
+class MediaStoreError(StorybotError):
+    """The object storage that MEDIA_URL names could not be reached, refused our credentials or failed a request.
+
+    The message is plain words naming the settings to check, never a key, a secret or the store's own reply;
+    a write that raises it left nothing at the final key.
+    """
 
 
 class ProviderError(StorybotError):

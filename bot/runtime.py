@@ -86,7 +86,7 @@ class Runtime:
         self.registry = Registry.load(settings)
         self.registry.validate_routing(settings.routing)
         self.providers = ProviderSet(settings, self.registry, provider_overrides)
-        self.media = MediaStore(settings.media_dir)
+        self.media = MediaStore.from_settings(settings)  # MEDIA_DIR, and with MEDIA_URL object storage too
         self.publisher_name = publisher_name
         self.out_dir = out_dir
         # This process takes only the deliveries its own publisher can make (storage.jobs.publisher_filter).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import traceback
 from collections.abc import Iterable, Mapping
@@ -16,11 +17,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from bot.domain import Modality, RoutingConfig
 from bot.errors import ConfigError
+
+# S3's rule for bucket names (AWS, R2 and MinIO agree): what may follow s3:// in MEDIA_URL.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 # Real providers first, in this order; a model without its key is skipped, and the router always
 # ends a chain with the local model, so a fresh checkout with no keys renders offline.
@@ -66,6 +70,13 @@ class Settings(BaseSettings):
     # postgresql://user:password@host/dbname selects PostgreSQL instead of SQLite at database_path
     database_url: SecretStr | None = None
     media_dir: Path = Path("./data/media")
+    # s3://bucket/prefix: media in S3-compatible object storage, readable by every worker on every host; MEDIA_DIR
+    # is then this host's working copy and cache. Unset: MEDIA_DIR alone, as before.
+    media_url: str | None = None
+    media_endpoint_url: str | None = None  # R2, MinIO...: their S3 endpoint; unset: AWS S3 in media_region
+    media_region: str = "us-east-1"
+    media_access_key_id: SecretStr | None = None
+    media_secret_access_key: SecretStr | None = None
     models_file: Path | None = None  # TOML that adds or overrides models
 
     # Routing: one config per modality, e.g. ROUTING__IMAGE__PRIMARY_MODEL=gpt-image-1.5
@@ -111,7 +122,10 @@ class Settings(BaseSettings):
             merged[str(key)] = {**base, **cfg} if isinstance(cfg, dict) else cfg
         return merged
 
-    @field_validator("discord_token", "openai_api_key", "xai_api_key", "gemini_api_key", "database_url", mode="before")
+    @field_validator(
+        "discord_token", "openai_api_key", "xai_api_key", "gemini_api_key", "database_url",
+        "media_access_key_id", "media_secret_access_key", mode="before",
+    )  # fmt: skip
     @classmethod
     def _trimmed_secret(cls, value: Any) -> Any:
         # The whitespace an .env file or a shell leaves around a key is not part of it (a trailing newline in
@@ -126,10 +140,52 @@ class Settings(BaseSettings):
 
     def _secrets(self) -> list[SecretStr]:
         found = [self.discord_token, self.openai_api_key, self.xai_api_key, self.gemini_api_key, self.database_url]
+        found += [self.media_access_key_id, self.media_secret_access_key]
         if self.database_url is not None:  # the password alone, as a driver's message might quote it
             password = urlsplit(self.database_url.get_secret_value()).password
             found.append(SecretStr(password) if password else None)
         return [secret for secret in found if secret is not None]
+
+    @field_validator("media_url", mode="before")
+    @classmethod
+    def _object_storage_url(cls, value: Any) -> Any:
+        # The messages never quote the value: a URL pasted with its keys in it must not be echoed.
+        if not isinstance(value, str) or not value.strip():
+            return None if isinstance(value, str) else value
+        parts = urlsplit(value.strip())
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError("must look like s3://bucket or s3://bucket/prefix")
+        if "@" in parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                "must be only s3://bucket/prefix: the keys go in MEDIA_ACCESS_KEY_ID and MEDIA_SECRET_ACCESS_KEY"
+            )
+        if not BUCKET_NAME.fullmatch(parts.netloc):
+            raise ValueError("names a bucket S3 does not allow: 3-63 lowercase letters, digits, dots and hyphens")
+        prefix = "/".join(segment for segment in parts.path.split("/") if segment)
+        if any(segment in (".", "..") for segment in prefix.split("/")):
+            raise ValueError("the prefix may not contain . or .. segments")
+        return f"s3://{parts.netloc}/{prefix}" if prefix else f"s3://{parts.netloc}"
+
+    @field_validator("media_endpoint_url", mode="before")
+    @classmethod
+    def _endpoint_url(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            return None if isinstance(value, str) else value
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL, e.g. https://ACCOUNT.r2.cloudflarestorage.com")
+        if "@" in parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                "must be only scheme, host and port: the keys go in MEDIA_ACCESS_KEY_ID and MEDIA_SECRET_ACCESS_KEY"
+            )
+        return value.strip().rstrip("/")
+
+    @field_validator("media_access_key_id", "media_secret_access_key")
+    @classmethod
+    def _needed_with_media_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None and info.data.get("media_url"):
+            raise ValueError("must be set when MEDIA_URL is (the object storage's access key and its secret)")
+        return value
 
     def database_url_value(self) -> str | None:
         return None if self.database_url is None else self.database_url.get_secret_value()

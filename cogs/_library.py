@@ -159,7 +159,7 @@ class StoryLibrary:
         files: list[discord.File] = []
         notes: list[str] = []
         temporary: Path | None = None
-        image = _existing(scene.image_path) if scene.image_status is ImageStatus.COMPLETE else None
+        image = await self._existing(scene.image_path) if scene.image_status is ImageStatus.COMPLETE else None
         if image is not None and image.stat().st_size <= limit:
             files.append(discord.File(image, filename=f"scene-{scene.index + 1:02d}-image{image.suffix}"))
         elif image is not None:
@@ -168,9 +168,8 @@ class StoryLibrary:
             notes.append(f"❌ The picture could not be drawn: {shown(scene.image_error or 'unknown error')}")
         elif scene.image_status is ImageStatus.COMPLETE:
             notes.append("The picture is no longer available.")
-        clip_path = (
-            _existing(scene.video_path) if story.video_mode and scene.video_status is VideoStatus.COMPLETE else None
-        )
+        animated = story.video_mode and scene.video_status is VideoStatus.COMPLETE
+        clip_path = await self._existing(scene.video_path) if animated else None
         if clip_path is not None:
             try:
                 fitted = await fit_to_upload_limit(clip_path, limit)
@@ -195,6 +194,12 @@ class StoryLibrary:
                 file.close()
             if temporary is not None:
                 temporary.unlink(missing_ok=True)
+
+    async def _existing(self, ref: str | None) -> Path | None:
+        """The file a scene's picture or clip is on this host (fetched from object storage first, with
+        MEDIA_URL), or None when it is gone."""
+        path = await self.runtime.media.local_file(ref) if ref else None
+        return path if path is not None and path.is_file() else None
 
     async def delete(self, interaction: discord.Interaction, story_id: str) -> None:
         try:
@@ -247,7 +252,3 @@ class ConfirmDelete(discord.ui.View):
 
 async def refuse(interaction: discord.Interaction, error: UserInputError) -> None:
     await interaction.response.send_message(f"⚠️ {sentence(str(error))}", ephemeral=True)
-
-
-def _existing(path: str | None) -> Path | None:
-    return Path(path) if path and Path(path).is_file() else None

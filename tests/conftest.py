@@ -14,8 +14,9 @@ import pytest
 
 from tests.support.environment import isolate
 
-# A throwaway PostgreSQL server for the whole run, and the `postgres_url` fixture (an empty schema of it).
-pytest_plugins = ["tests.support.postgres"]
+# Throwaway servers for the whole run: PostgreSQL and the `postgres_url` fixture (an empty schema of it), and an
+# S3-compatible one (moto) and the `s3_bucket` fixture (an empty bucket of it).
+pytest_plugins = ["tests.support.postgres", "tests.support.s3"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,1 +1,2 @@
-"""Files: the store (atomic writes under uuid names), the probe that checks them, fitting to an upload limit."""
+"""Files: the store (atomic writes under uuid names), object storage behind it (MEDIA_URL), the probe that checks
+them, fitting to an upload limit."""

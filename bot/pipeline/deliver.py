@@ -12,9 +12,11 @@ every parked delivery of it has been posted, so its status never claims more tha
 
 from __future__ import annotations
 
-from bot.domain import GenerationJob, Story
+from bot.domain import GenerationJob, Scene, Story
 from bot.errors import DeliveryBlocked
 from bot.jobs import JobContext, JobOutcome, PermanentFailure, Reschedule
+from bot.media.objects import is_object_ref
+from bot.media.store import MediaStore
 from bot.pipeline.flow import PipelineDeps, load
 from bot.publish.protocol import Delivery
 from storage import deliveries, scenes, stories
@@ -30,7 +32,7 @@ async def deliver(deps: PipelineDeps, job: GenerationJob, ctx: JobContext) -> Jo
     if await deliveries.exists(deps.db, key):
         return None
     story = await load(deps, job.payload["story_id"])
-    rows = await scenes.list_for_story(deps.db, story.id)
+    rows = await with_local_media(deps.media, await scenes.list_for_story(deps.db, story.id))
     scene_id = job.payload.get("scene_id")
     scene = next((s for s in rows if s.id == scene_id), None)
     delivery = Delivery(key=key, what=job.payload["what"], story=story, scenes=rows, scene=scene)
@@ -47,6 +49,25 @@ async def deliver(deps: PipelineDeps, job: GenerationJob, ctx: JobContext) -> Jo
         await _unpark_if_clear(conn, story.id, job.id, now)
 
     return JobOutcome(result={"reference": reference}, on_commit=on_commit)
+
+
+async def with_local_media(media: MediaStore, rows: list[Scene]) -> list[Scene]:
+    """The scenes as a publisher reads them: each picture and clip a file on this host.
+
+    What another host wrote to object storage (MEDIA_URL) is fetched into this host's cache first
+    (MediaStore.local_file), so publishers only ever open local paths; one the store no longer has reads as
+    none (the publishers say it is missing). Local paths are left as they are.
+    """
+    found = []
+    for scene in rows:
+        update = {}
+        for field in ("image_path", "video_path"):
+            ref = getattr(scene, field)
+            if is_object_ref(ref):
+                path = await media.local_file(ref)
+                update[field] = str(path) if path is not None else None
+        found.append(scene.model_copy(update=update) if update else scene)
+    return found
 
 
 async def _park(deps: PipelineDeps, story: Story, reason: str) -> Reschedule | PermanentFailure:

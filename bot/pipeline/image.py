@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, Scene, Story
-from bot.jobs import JobContext, JobOutcome
+from bot.jobs import JobContext, JobOutcome, PermanentFailure
 from bot.media.probe import PICTURE_FORMATS
 from bot.pipeline.flow import PipelineDeps, after_image, anchored, beside_marks, load_scene, route, start_asset
 from bot.providers.base import ImageRequest, ImageResult, ReferenceImage
@@ -43,17 +43,17 @@ async def render_image(deps: PipelineDeps, job: GenerationJob, ctx: JobContext) 
     async def on_commit(conn: Conn) -> None:
         await assets.set_status(
             conn, job.id, AssetStatus.COMPLETED, now=now, model_used=routed.model_used,
-            fallback_occurred=routed.fallback, path=str(stored.path), bytes=stored.bytes, sha256=stored.sha256,
+            fallback_occurred=routed.fallback, path=stored.ref, bytes=stored.bytes, sha256=stored.sha256,
             generation_metadata=_metadata(routed, job, routed.value.request_id),
         )  # fmt: skip
         await scenes.set_image(
-            conn, scene.id, ImageStatus.COMPLETE, now=now, path=str(stored.path), model_used=routed.model_used
+            conn, scene.id, ImageStatus.COMPLETE, now=now, path=stored.ref, model_used=routed.model_used
         )
         await deps.jobs.enqueue_delivery(conn, story, "image", f"image:{scene.id}:{job.id}", scene.id)
         await after_image(deps, conn, story, scene, job, drawn=True)
 
     return JobOutcome(
-        result={"path": str(stored.path), "model_used": routed.model_used},
+        result={"path": stored.ref, "model_used": routed.model_used},
         warnings=routed.warnings,
         fallback=routed.fallback,
         on_commit=on_commit,
@@ -80,13 +80,21 @@ async def _draw(deps: PipelineDeps, story: Story, scene: Scene, job: GenerationJ
 
 async def _references(deps: PipelineDeps, story: Story, scene: Scene) -> list[ReferenceImage]:
     if story.reference_path:
-        return [await asyncio.to_thread(_read_reference, Path(story.reference_path))]
+        return [await _reference(deps, story.reference_path, "the story's reference picture")]
     if scene.index == 0 or not anchored(deps, story):
         return []
     first = (await scenes.list_for_story(deps.db, story.id))[0]
     if first.image_status is ImageStatus.COMPLETE and first.image_path:
-        return [await asyncio.to_thread(_read_reference, Path(first.image_path))]
+        return [await _reference(deps, first.image_path, "scene 1's picture")]
     return []
+
+
+async def _reference(deps: PipelineDeps, ref: str, what: str) -> ReferenceImage:
+    """The picture a row names, read from this host (fetched from object storage first when it is there)."""
+    path = await deps.media.local_file(ref)
+    if path is None:
+        raise PermanentFailure(f"{what} is no longer in the media storage")
+    return await asyncio.to_thread(_read_reference, path)
 
 
 _EXTENSIONS = {kind.mime_type: kind.ext for kind in PICTURE_FORMATS.values()}

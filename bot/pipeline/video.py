@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from pathlib import Path
 from typing import TypeVar
 
 from bot.domain import AssetKind, AssetStatus, GenerationJob, ImageStatus, Modality, Scene, Story, VideoStatus
@@ -68,8 +67,7 @@ async def render_video(deps: PipelineDeps, job: GenerationJob, ctx: JobContext) 
     if scene.image_status is not ImageStatus.COMPLETE or not scene.image_path:
         raise PermanentFailure("the scene has no image to animate")
     model_requested = story.video_model or deps.settings.routing[Modality.VIDEO].primary_model
-    image = Path(scene.image_path)
-    remote = job.remote_id or await _submit(deps, job, ctx, story, scene, image, model_requested)
+    remote = job.remote_id or await _submit(deps, job, ctx, story, scene, scene.image_path, model_requested)
     model_used, request_id = decode_remote(remote)
     provider = deps.providers.video(deps.registry.resolve(model_used).provider)
     poll_s = deps.settings.video_poll_s
@@ -98,16 +96,16 @@ async def render_video(deps: PipelineDeps, job: GenerationJob, ctx: JobContext) 
     async def on_commit(conn: Conn) -> None:
         await assets.set_status(
             conn, job.id, AssetStatus.COMPLETED, now=now, model_used=model_used, fallback_occurred=fallback,
-            path=str(stored.path), bytes=stored.bytes, sha256=stored.sha256,
+            path=stored.ref, bytes=stored.bytes, sha256=stored.sha256,
             generation_metadata={"provider_request_id": request_id, "warnings": warnings, "polls": job.attempts},
         )  # fmt: skip
-        await scenes.set_video(conn, scene.id, VideoStatus.COMPLETE, now=now, path=str(stored.path),
+        await scenes.set_video(conn, scene.id, VideoStatus.COMPLETE, now=now, path=stored.ref,
                                model_used=model_used, error=None)  # fmt: skip
         await deps.jobs.enqueue_delivery(conn, story, "video", f"video:{scene.id}:{job.id}", scene.id)
         await settle_story(deps, conn, story.id, f"video:{scene.id}")
 
     return JobOutcome(
-        result={"path": str(stored.path), "model_used": model_used},
+        result={"path": stored.ref, "model_used": model_used},
         warnings=warnings,
         fallback=fallback,
         on_commit=on_commit,
@@ -115,7 +113,7 @@ async def render_video(deps: PipelineDeps, job: GenerationJob, ctx: JobContext) 
 
 
 async def _submit(
-    deps: PipelineDeps, job: GenerationJob, ctx: JobContext, story: Story, scene: Scene, image: Path, requested: str
+    deps: PipelineDeps, job: GenerationJob, ctx: JobContext, story: Story, scene: Scene, image_ref: str, requested: str
 ) -> str:
     """Submit the clip and persist the provider's request id before anything else can fail."""
     async with deps.db.transaction() as conn:
@@ -124,6 +122,9 @@ async def _submit(
                 conn, scene.id, VideoStatus.GENERATING, now=deps.clock.now(), model_requested=requested
             )
         await start_asset(deps, conn, job, scene, AssetKind.VIDEO, requested)
+    image = await deps.media.local_file(image_ref)  # fetched from object storage first when it is there
+    if image is None:
+        raise PermanentFailure("the scene's picture is no longer in the media storage; redraw it")
     data = await asyncio.to_thread(image.read_bytes)
     mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
     duration = deps.settings.video_duration_s

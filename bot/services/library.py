@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.domain import Story
-from bot.errors import UserInputError
+from bot.errors import MediaStoreError, UserInputError
 from bot.jobs import JobQueue
+from bot.media.objects import is_object_ref
 from bot.media.store import MediaStore
 from storage import assets as asset_rows
 from storage import scenes as scene_rows
@@ -126,6 +127,10 @@ class Library:
             cancelled = await self.queue.cancel(story_id=story.id, conn=conn)
             await story_rows.delete(conn, story.id)
         removed = await asyncio.to_thread(self._remove_files, story, files)
+        try:  # MEDIA_URL: its objects too (copies other hosts cached go at their start: sweep_orphaned_media)
+            removed += await self.media.delete_story_objects(story.id)
+        except MediaStoreError as exc:
+            log.warning("story %s: its files stay in object storage: %s", story.id, exc)
         log.info("story %s deleted by %s: %d job(s) cancelled, %d file(s) removed", story.id, user_id,
                  cancelled, removed)  # fmt: skip
         return DeletedStory(story, cancelled, removed)
@@ -152,7 +157,7 @@ async def _recorded_files(conn: Conn, story: Story) -> set[Path]:
     for scene in await scene_rows.list_for_story(conn, story.id):
         paths += [scene.image_path, scene.video_path]
     paths += [asset.path for asset in await asset_rows.list_for_story(conn, story.id)]
-    return {Path(path) for path in paths if path}
+    return {Path(path) for path in paths if path and not is_object_ref(path)}
 
 
 async def sweep_orphaned_media(

@@ -227,12 +227,12 @@ class StoryService:
         stored = None
         if options.reference is not None and verdict is not None:
             stored = await self.media.write_bytes(story.id, options.reference, _ext_or_raise(verdict))
-            story.reference_path = str(stored.path)
+            story.reference_path = stored.ref
         try:
             await self._insert(story)
         except BaseException:
             if stored is not None:
-                stored.path.unlink(missing_ok=True)
+                await self.media.discard(stored)
             raise
         return story
 

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from bot.domain import Modality
 from bot.errors import ConfigError
 from bot.routing.registry import Registry
-from bot.settings import DEFAULT_ROUTING, Settings, load_settings
+from bot.settings import DEFAULT_ROUTING, MASK, Settings, load_settings, redact
 
 SECRET = "sk-very-secret-123"
 
@@ -226,3 +226,45 @@ def test_the_example_models_file_loads_through_the_real_loader() -> None:
     assert (str(changed.retired_on), changed.successor) == ("2099-01-01", "gemini-3.1-flash-image")
     env_example = (REPOSITORY / ".env.example").read_text(encoding="utf-8")
     assert "models.example.toml" in env_example and "models.example.toml" in (REPOSITORY / "README.md").read_text()
+
+
+def test_media_url_is_off_by_default_and_needs_both_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.media_url is None and settings.media_endpoint_url is None and settings.media_region == "us-east-1"
+    monkeypatch.setenv("MEDIA_URL", "s3://storybot-media/prod/")
+    with pytest.raises(ConfigError, match="^invalid setting MEDIA_ACCESS_KEY_ID: must be set when MEDIA_URL is"):
+        load_settings()
+    monkeypatch.setenv("MEDIA_ACCESS_KEY_ID", "AKIAEXAMPLEKEY123456")
+    with pytest.raises(ConfigError, match="^invalid setting MEDIA_SECRET_ACCESS_KEY: must be set when MEDIA_URL is"):
+        load_settings()
+    monkeypatch.setenv("MEDIA_SECRET_ACCESS_KEY", f" {SECRET}-media\n")
+    monkeypatch.setenv("MEDIA_ENDPOINT_URL", "http://127.0.0.1:9000/")
+    settings = load_settings()
+    assert (settings.media_url, settings.media_endpoint_url) == ("s3://storybot-media/prod", "http://127.0.0.1:9000")
+    assert settings.media_secret_access_key is not None
+    assert settings.media_secret_access_key.get_secret_value() == f"{SECRET}-media"  # trimmed, like every key
+    for rendering in (repr(settings), settings.model_dump_json()):
+        assert SECRET not in rendering and "AKIAEXAMPLEKEY123456" not in rendering
+    assert redact(f"signed by AKIAEXAMPLEKEY123456 with {SECRET}-media") == f"signed by {MASK} with {MASK}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MEDIA_URL", "https://storybot-media.s3.amazonaws.com", "must look like s3://bucket"),
+        ("MEDIA_URL", f"s3://AKIAEXAMPLE:{SECRET}@storybot-media/prod", "the keys go in MEDIA_ACCESS_KEY_ID"),
+        ("MEDIA_URL", f"s3://storybot-media/prod?secret={SECRET}", "the keys go in MEDIA_ACCESS_KEY_ID"),
+        ("MEDIA_URL", "s3://Storybot_Media", "names a bucket S3 does not allow"),
+        ("MEDIA_URL", "s3://storybot-media/../other", "may not contain . or .."),
+        ("MEDIA_ENDPOINT_URL", "minio.internal:9000", "must be an http:// or https:// URL"),
+        ("MEDIA_ENDPOINT_URL", f"https://key:{SECRET}@minio.internal", "the keys go in MEDIA_ACCESS_KEY_ID"),
+    ],
+)
+def test_media_urls_are_checked_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"invalid setting {variable}: ") and message in str(caught.value)
+    assert SECRET not in str(caught.value) and "\n" not in str(caught.value)
