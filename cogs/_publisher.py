@@ -40,7 +40,6 @@ from cogs._targets import (
 )
 
 if TYPE_CHECKING:
-
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,6 @@ from bot.errors import DeliveryBlocked
 from cogs._render import clip
 
 if TYPE_CHECKING:
-
     from bot.services.storyboards import Storyboards
 
 log = logging.getLogger(__name__)

@@ -30,8 +30,16 @@ async def alive(target: Target, since: float) -> list[ProcessBeat]:
         target, f"SELECT {_COLUMNS} FROM processes WHERE beat_at >= ? ORDER BY started_at, id", (since,)
     )
     return [
-        ProcessBeat(row["id"], row["role"], row["host"], int(row["pid"]), row["shards"], int(row["worker_slots"]),
-                    float(row["started_at"]), float(row["beat_at"]))  # fmt: skip
+        ProcessBeat(
+            row["id"],
+            row["role"],
+            row["host"],
+            int(row["pid"]),
+            row["shards"],
+            int(row["worker_slots"]),
+            float(row["started_at"]),
+            float(row["beat_at"]),
+        )  # fmt: skip
         for row in rows
     ]
 

@@ -112,4 +112,3 @@ async def of_stories(target: Target, story_ids: Iterable[str]) -> dict[str, list
             scene = _scene(row)
             found[scene.story_id].append(scene)
     return found
-

@@ -157,4 +157,3 @@ async def newest(target: Target, *, limit: int | None) -> list[Story]:
 async def count_all(target: Target) -> int:
     row = await fetch_one(target, "SELECT COUNT(*) FROM stories")
     return int(row[0]) if row else 0
-
