@@ -25,6 +25,9 @@ import pytest
 from tests.fakes.discord import FakeDiscord
 from tests.support.cli import STORYBOT, assert_refused, cli_env
 
+# Settings are refused before any database is opened, and its database rows are SQLite paths.
+pytestmark = pytest.mark.sqlite_only
+
 RUN_TIMEOUT_S = 60.0
 HAS_PROC = Path("/proc/self").is_dir()  # a filesystem where nothing can be created, even by root
 

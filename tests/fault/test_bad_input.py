@@ -15,10 +15,8 @@ What discord.py does with values Discord itself would never send, as the fake ca
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +34,7 @@ from storage import testing as storage_testing
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_interactions import InteractionHandle
 from tests.fakes.discord_state import GUILD_ID, MIB, PERM_MANAGE_GUILD, CallbackRecord, FakeChannel
+from tests.support.database import select
 from tests.support.discord_harness import (
     OWNER,
     make_settings,
@@ -46,6 +45,8 @@ from tests.support.discord_harness import (
 )
 from tests.support.environment import isolate
 
+# One bot serves the whole module (module-scoped, on SQLite): bad input is refused before the engine matters.
+pytestmark = pytest.mark.sqlite_only
 IN_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")  # the one bot of this module lives in this loop
 
 STRANGER, ADMIN = 301, 302
@@ -122,8 +123,7 @@ async def seed_foreign_rows(bot: StoryBot) -> tuple[Story, Scene, str]:
 def snapshot(world: World) -> dict[str, Any]:
     """Every row of the story tables, every media file, every public message and thread."""
     path = world.settings.database_path
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        rows = {table: sorted(map(repr, conn.execute(f"SELECT * FROM {table}"))) for table in STORY_TABLES}
+    rows = {table: sorted(repr(tuple(row)) for row in select(path, f"SELECT * FROM {table}")) for table in STORY_TABLES}
     media = world.settings.media_dir
     files = sorted((str(p.relative_to(media)), p.stat().st_size) for p in media.rglob("*") if p.is_file())
     fake = world.fake

@@ -12,9 +12,10 @@ stolen at once. The owners claim as another host, so only the lease (not the pid
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,8 +25,9 @@ from bot.jobs import JobContext, JobOutcome, JobQueue, Worker
 from bot.runtime import Runtime
 from bot.services.stories import StoryOptions
 from bot.settings import Settings, load_settings
-from storage.sqlite import SqliteDatabase
+from storage.engines import database_for
 from tests.support.cli import STORYBOT, cli_env
+from tests.support.database import select
 
 pytestmark = pytest.mark.slow
 
@@ -65,10 +67,8 @@ async def storybot_work(tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess([*STORYBOT, "work"], proc.returncode, out.decode(), err.decode())
 
 
-def rows(db: Path, sql: str) -> list[sqlite3.Row]:
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        return list(conn.execute(sql))
+def rows(db: Path, sql: str) -> list[Any]:
+    return select(db, sql)
 
 
 async def test_work_scheduled_by_a_clock_an_hour_ahead_runs_now(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ async def test_work_scheduled_by_a_clock_an_hour_ahead_runs_now(tmp_path: Path) 
 
 async def test_a_live_job_of_a_process_an_hour_behind_is_not_taken(tmp_path: Path) -> None:
     db_path = tmp_path / "storybot.db"
-    async with SqliteDatabase(db_path) as db:
+    async with database_for(os.environ.get("DATABASE_URL"), db_path) as db:
         queue = JobQueue(db, OffsetClock(-HOUR), lease_s=OWNER_LEASE_S)
         job = await queue.enqueue(JobKind.RENDER_IMAGE, {"story_id": "none", "scene_id": "none"})
         started, release, runs = asyncio.Event(), asyncio.Event(), []

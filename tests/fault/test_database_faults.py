@@ -24,6 +24,8 @@ from tests.support.cli import PROMPT, STORYBOT, cli_env, read_until, sha256, sto
 from tests.support.discord_harness import OWNER
 from tests.support.environment import isolate
 
+pytestmark = pytest.mark.sqlite_only  # a damaged, missing, replaced or deleted SQLite file
+
 COMMAND_TIMEOUT_S = 60  # each damaged-database command answers in a second or two
 BOT_TIMEOUT_S = 60.0
 

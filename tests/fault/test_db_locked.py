@@ -24,6 +24,8 @@ SHORT_BUSY_TIMEOUT_MS = 200
 
 # Another process, with nothing but Python's sqlite3: it takes the write lock, says so, and lets go
 # when told (a line on stdin) or when the test closes its stdin.
+pytestmark = pytest.mark.sqlite_only  # SQLite's file lock held by another process
+
 HOLDER_SCRIPT = """
 import sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None)

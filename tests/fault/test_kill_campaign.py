@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import pytest
 from bot.media.store import MediaStore, sweep_partials
 from bot.publish.storybook import STALE_PARTIAL_S
 from bot.runtime import PARTIAL_MAX_AGE_S
+from tests.support.database import count
 from tests.support.faults import fault_seed
 from tests.support.ledger import assert_nothing_lost_or_doubled, decode_media, media_files
 
@@ -72,13 +72,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _count(db: Path, sql: str, params: tuple[object, ...] = ()) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute(sql, params).fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0  # not created or not migrated yet
+    return count(db, sql, params)  # 0 until the database and its tables are made
 
 
 def _prompt(index: int) -> str:

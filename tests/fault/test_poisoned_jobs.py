@@ -8,17 +8,19 @@ listing the storyboard reads.
 
 from __future__ import annotations
 
+import json
 import socket
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from bot.runtime import Runtime
 from bot.services.storyboards import load_board
 from bot.settings import load_settings
 from storage.db import dumps
 from tests.support.cli import PROMPT, STORYBOT, cli_env, storybot
+from tests.support.database import count, execute, select
 
 TIMEOUT_S = 120
 
@@ -29,14 +31,11 @@ def add_job(db: Path, job_id: str, *, kind: str = "render_image", payload: str =
         "id": job_id, "kind": kind, "payload": payload, "status": status, "attempts": 0, "max_attempts": 5,
         "run_after": 0.0, "created_at": 0.0, "updated_at": 0.0, **columns,
     }  # fmt: skip
-    with sqlite3.connect(db) as conn:
-        conn.execute(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+    execute(db, f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
 
 
-def jobs_by_id(db: Path) -> dict[str, sqlite3.Row]:
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        return {row["id"]: row for row in conn.execute("SELECT * FROM jobs")}
+def jobs_by_id(db: Path) -> dict[str, Any]:
+    return {row["id"]: row for row in select(db, "SELECT * FROM jobs")}
 
 
 def a_dead_pid() -> int:
@@ -95,8 +94,7 @@ def test_poisoned_rows_are_dead_lettered_and_every_other_job_completes(tmp_path:
         assert reason in jobs[job_id]["last_error"], (job_id, jobs[job_id]["last_error"])
     others = [row for job_id, row in jobs.items() if job_id not in POISON]
     assert others and all(row["status"] == "succeeded" for row in others), [dict(r) for r in others]
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT status FROM stories").fetchall() == [("complete",)]
+    assert [tuple(row) for row in select(db, "SELECT status FROM stories")] == [("complete",)]
 
     status = storybot(tmp_path, "status")
     assert status.returncode == 0, status.stderr
@@ -107,8 +105,7 @@ async def test_a_broken_row_is_left_out_of_a_story_listing(tmp_path: Path) -> No
     settings = load_settings(database_path=tmp_path / "storybot.db", media_dir=tmp_path / "media")
     result = storybot(tmp_path, "story", PROMPT, "--scenes", "1", "--out", "out", timeout=TIMEOUT_S)
     assert result.returncode == 0, result.stderr
-    with sqlite3.connect(settings.database_path) as conn:
-        (story_id,) = conn.execute("SELECT id FROM stories").fetchone()
+    [(story_id,)] = select(settings.database_path, "SELECT id FROM stories")
     add_job(settings.database_path, "broken", payload="{oops", story_id=story_id, status="queued", run_after=9e9)
 
     async with Runtime(settings, out_dir=tmp_path / "out") as rt:
@@ -161,14 +158,15 @@ def test_a_handler_raising_a_base_exception_is_dead_lettered_and_the_rest_goes_o
     assert "is ready" in result.stdout, result.stdout
     dead_lines = [line for line in result.stderr.splitlines() if "(the handler raised " in line and ": dead: " in line]
     assert len(dead_lines) == 2, result.stderr
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        images = conn.execute(
-            "SELECT s.idx, j.status, j.last_error FROM jobs j JOIN scenes s ON json_extract(j.payload, '$.scene_id') = "
-            "s.id WHERE j.kind = 'render_image' ORDER BY s.idx"
-        ).fetchall()
-        scenes = [tuple(r) for r in conn.execute("SELECT idx, image_status FROM scenes ORDER BY idx")]
-        unsettled = conn.execute("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
+    index_of = {row["id"]: row["idx"] for row in select(db, "SELECT id, idx FROM scenes")}
+    renders = select(db, "SELECT payload, status, last_error FROM jobs WHERE kind = 'render_image'")
+    images = sorted(
+        ({"idx": index_of[json.loads(r["payload"])["scene_id"]], "status": r["status"], "last_error": r["last_error"]}
+         for r in renders),
+        key=lambda image: image["idx"],
+    )  # fmt: skip
+    scenes = [tuple(r) for r in select(db, "SELECT idx, image_status FROM scenes ORDER BY idx")]
+    unsettled = count(db, "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")
     assert [(r["idx"], r["status"]) for r in images] == [(0, "dead"), (1, "dead"), (2, "succeeded")]
     # The kind is kept for the operator; the message (which may quote anything) only goes to the log.
     assert images[0]["last_error"] == "something went wrong on our side (the handler raised SystemExit)"

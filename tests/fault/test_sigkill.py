@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from PIL import Image
 from bot.media.store import MediaStore, sweep_partials
 from bot.publish.storybook import STALE_PARTIAL_S
 from bot.runtime import PARTIAL_MAX_AGE_S
+from tests.support.database import count, select
 
 pytestmark = pytest.mark.slow
 
@@ -30,13 +30,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _count(db: Path, sql: str) -> int:
-    if not db.exists():
-        return 0
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-        try:
-            return int(conn.execute(sql).fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0  # not migrated yet
+    return count(db, sql)  # 0 until the database and its tables are made
 
 
 # Moments to kill at, as "this query has reached 1": after the text, after the first image, mid-video.
@@ -68,18 +62,17 @@ def test_sigkill_then_work_completes_the_story(tmp_path: Path, moment: str) -> N
     finished = subprocess.run([*STORYBOT, "work"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
 
-    with sqlite3.connect(db) as conn:
-        (status,) = conn.execute("SELECT status FROM stories").fetchone()
-        assert status == "complete"
-        assert conn.execute("SELECT count(*) FROM jobs WHERE status != 'succeeded'").fetchone()[0] == 0
-        # Exactly one finished image and one finished clip per scene: nothing rendered twice.
-        per_scene = conn.execute(
-            "SELECT scene_id, kind, count(*) FROM media_assets WHERE status = 'COMPLETED' GROUP BY scene_id, kind"
-        ).fetchall()
-        assert len(per_scene) == 6 and all(count == 1 for _, _, count in per_scene)
-        assert conn.execute("SELECT count(*) FROM media_assets WHERE status != 'COMPLETED'").fetchone()[0] == 0
-        paths = conn.execute("SELECT image_path, video_path FROM scenes").fetchall()
-        keys = [row[0] for row in conn.execute("SELECT key FROM deliveries")]
+    [(status,)] = select(db, "SELECT status FROM stories")
+    assert status == "complete"
+    assert count(db, "SELECT count(*) FROM jobs WHERE status != 'succeeded'") == 0
+    # Exactly one finished image and one finished clip per scene: nothing rendered twice.
+    per_scene = select(
+        db, "SELECT scene_id, kind, count(*) FROM media_assets WHERE status = 'COMPLETED' GROUP BY scene_id, kind"
+    )
+    assert len(per_scene) == 6 and all(n == 1 for _, _, n in per_scene)
+    assert count(db, "SELECT count(*) FROM media_assets WHERE status != 'COMPLETED'") == 0
+    paths = [(row[0], row[1]) for row in select(db, "SELECT image_path, video_path FROM scenes")]
+    keys = [row[0] for row in select(db, "SELECT key FROM deliveries")]
     assert len(keys) == len(set(keys)) == 3 + 3 + 2  # images, clips, written + finished
     for image_path, video_path in paths:
         with Image.open(image_path) as image:
