@@ -26,6 +26,7 @@ BENCHES = (
     "endless_clip",
     "drip_deadline",
     "media_roundtrip",
+    "scale_out",
 )
 
 

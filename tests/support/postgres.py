@@ -23,8 +23,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -82,6 +82,7 @@ class Cluster:
     as_user: list[str]  # the runuser prefix when root, else empty
     port: int = 0
     watchdog: subprocess.Popen[bytes] | None = None
+    settings: dict[str, str] = field(default_factory=dict)  # over SETTINGS (the benchmarks turn fsync back on)
 
     @property
     def data(self) -> Path:
@@ -115,7 +116,8 @@ class Cluster:
     def start(self) -> None:
         for attempt in range(1, START_ATTEMPTS + 1):
             self.port = free_port()
-            settings = {**SETTINGS, "port": str(self.port), "unix_socket_directories": str(self.folder)}
+            ours = {"port": str(self.port), "unix_socket_directories": str(self.folder)}
+            settings = {**SETTINGS, **self.settings, **ours}
             options = " ".join(f"-c {shlex.quote(f'{name}={value}')}" for name, value in settings.items())
             logged = self.log.stat().st_size if self.log.exists() else 0
             done = self.pg_ctl("-w", "-t", "60", "-l", self.log, "-o", options, "start")
@@ -149,12 +151,13 @@ class Cluster:
                 watchdog.communicate(timeout=10)  # closes its pipe; it finds nothing left to do and exits
 
 
-def launch(bin: Path) -> Cluster:
-    """A fresh cluster in a new temporary folder, started; on failure nothing is left behind."""
+def launch(bin: Path, settings: Mapping[str, str] | None = None) -> Cluster:
+    """A fresh cluster in a new temporary folder, started; on failure nothing is left behind. ``settings``
+    override the server settings of SETTINGS (the tests' run without any)."""
     root = os.geteuid() == 0
     as_user: list[str] = []
     folder = Path(tempfile.mkdtemp(prefix="storybot-pg-"))
-    cluster = Cluster(bin, folder, as_user)
+    cluster = Cluster(bin, folder, as_user, settings=dict(settings or {}))
     try:
         if root:
             runuser = shutil.which("runuser")
