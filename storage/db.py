@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import enum
 import json
 import logging
 import time
@@ -105,6 +106,24 @@ def loads(text: str | None, default: Any = None) -> Any:
     return default if text is None else json.loads(text)
 
 
+class Lock(enum.Enum):
+    """What a one-trip write (``write``) must hold besides the row locks of the rows it changes.
+
+    SQLite has one lock: every write transaction holds the database's write lock (``BEGIN IMMEDIATE``).
+    PostgreSQL can be finer, which is what lets workers on several machines run at once:
+    """
+
+    WRITES = "writes"
+    """The one-writer lock, as SQLite: no other WRITES transaction runs meanwhile (the default: safe for
+    a read-then-write)."""
+    CLAIMS = "claims"
+    """Only the claim lock: claims run one at a time, so the provider and user limits they count hold
+    across processes; settles and heartbeats go on beside them."""
+    ROWS = "rows"
+    """Row locks only: a statement on rows its WHERE clause pins (a leased job by id and owner), which
+    another writer's change to the same row cannot slip past."""
+
+
 class Database(abc.ABC):
     """One engine's database. Subclasses open the connection and run the statements; what every caller
     sees (transactions, one-trip writes, reads, migrations, the schema version) is the same on both."""
@@ -139,8 +158,9 @@ class Database(abc.ABC):
         """A write transaction on the connection, committed at the end and rolled back on any exception."""
 
     @abc.abstractmethod
-    async def write(self, work: Work[T]) -> T:
-        """Run ``work`` in a transaction of its own, in one trip to the connection's thread; its result.
+    async def write(self, work: Work[T], lock: Lock = Lock.WRITES) -> T:
+        """Run ``work`` in a transaction of its own holding ``lock``, in one trip to the connection's thread;
+        its result.
 
         A busy database is retried until busy_timeout has passed, then raises StorageError. A cancelled
         caller does not stop it: the thread runs it to its COMMIT or ROLLBACK (wrap the call in
@@ -219,11 +239,12 @@ def connection_of(target: Target) -> Conn:
     return target.conn if isinstance(target, Database) else target
 
 
-async def write(target: Target, work: Work[T]) -> T:
-    """``work`` in one trip: in a transaction of its own (a ``Database``, see ``Database.write``) or inside
-    the transaction the caller holds open on ``target`` (a connection from ``transaction()``)."""
+async def write(target: Target, work: Work[T], lock: Lock = Lock.WRITES) -> T:
+    """``work`` in one trip: in a transaction of its own holding ``lock`` (a ``Database``, see
+    ``Database.write``) or inside the transaction the caller holds open on ``target`` (a connection from
+    ``transaction()``, which holds the WRITES lock already)."""
     if isinstance(target, Database):
-        return await target.write(work)
+        return await target.write(work, lock)
     return await target.run(work)
 
 

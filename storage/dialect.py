@@ -5,6 +5,8 @@ What must differ is translated here, and only this:
 
 - placeholders: ``?`` and ``:name`` become psycopg's ``%s`` and ``%(name)s`` (a literal ``%`` doubles);
 - ``LIKE`` becomes ``ILIKE``: SQLite's LIKE ignores ASCII case, PostgreSQL's does not;
+- the hint ``/*+ SKIP LOCKED */`` (a comment to SQLite, whose writers never overlap) becomes
+  ``FOR UPDATE SKIP LOCKED``: a claim passes over the rows another transaction is changing;
 - in migrations, types: ``INTEGER`` becomes ``BIGINT`` (Discord ids need 64 bits; SQLite's INTEGER has
   them, PostgreSQL's has 32), ``REAL`` becomes ``DOUBLE PRECISION`` (SQLite's REAL is 8 bytes, PostgreSQL's
   4: a time in seconds would lose its milliseconds), and ``INTEGER PRIMARY KEY`` (SQLite's rowid, numbered
@@ -21,6 +23,7 @@ from functools import lru_cache
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LIKE = re.compile(r"\bLIKE\b")
+SKIP_LOCKED = "/*+ SKIP LOCKED */"
 
 
 @lru_cache(maxsize=2048)
@@ -31,7 +34,7 @@ def to_postgres(sql: str) -> str:
     plain_from = 0
 
     def flush(upto: int) -> None:
-        out.append(_LIKE.sub("ILIKE", sql[plain_from:upto]))
+        out.append(_LIKE.sub("ILIKE", sql[plain_from:upto]).replace(SKIP_LOCKED, "FOR UPDATE SKIP LOCKED"))
 
     while i < n:
         char = sql[i]

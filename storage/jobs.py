@@ -37,7 +37,8 @@ from pydantic import ValidationError
 
 from bot.domain import GenerationJob, JobStatus
 from bot.errors import BadJobRow, StorageError
-from storage.db import Conn, Row, SyncConn, Target, dumps, fetch_all, fetch_one, loads, write
+from storage.db import Conn, Lock, Row, SyncConn, Target, dumps, fetch_all, fetch_one, loads, write
+from storage.dialect import SKIP_LOCKED
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +114,14 @@ def _rows(statement: Statement, conn: SyncConn) -> list[Row]:
     return conn.execute(*statement).fetchall()
 
 
-async def _write(target: Target, statement: Statement) -> list[Row]:
+async def _write(target: Target, statement: Statement, lock: Lock = Lock.WRITES) -> list[Row]:
     """One statement in one trip: committed on its own, or inside the caller's transaction; its RETURNING rows."""
-    return await write(target, partial(_rows, statement))
+    return await write(target, partial(_rows, statement), lock)
 
 
-async def _changed(target: Target, statement: Statement) -> int:
+async def _changed(target: Target, statement: Statement, lock: Lock = Lock.WRITES) -> int:
     """How many rows a statement ending in ``RETURNING id`` changed."""
-    return len(await _write(target, statement))
+    return len(await _write(target, statement, lock))
 
 
 @asynccontextmanager
@@ -202,7 +203,7 @@ def claim_sql(excluded_providers: int = 0, excluded_users: int = 0, publishers: 
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?, "
         "heartbeats = heartbeats + 1, lease_s = ?, updated_at = ? "
         "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= ?"
-        f"{filters} ORDER BY run_after, id LIMIT 1) RETURNING *"
+        f"{filters} ORDER BY run_after, id LIMIT 1 {SKIP_LOCKED}) RETURNING *"
     )
 
 
@@ -243,7 +244,8 @@ async def claim(
     claimed, then BadJobRow is raised: the caller holds its lease and dead-letters it (``bury``), so
     one broken row never stops the queue.
     """
-    rows = await _write(target, Claim(owner, now, lease_s, exclude_providers, exclude_users, publishers).statement())
+    claiming = Claim(owner, now, lease_s, exclude_providers, exclude_users, publishers)
+    rows = await _write(target, claiming.statement(), Lock.CLAIMS)
     return None if not rows else _job(rows[0])
 
 
@@ -257,12 +259,12 @@ async def heartbeat(target: Target, job_id: str, owner: str, lease_expires_at: f
         "WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
         (lease_expires_at, job_id, owner),
     )
-    return await _changed(target, statement) == 1
+    return await _changed(target, statement, Lock.ROWS) == 1
 
 
 async def settle(target: Target, statement: Statement) -> bool:
     """Run a settle (``finish_statement``, ``reschedule_statement``); False means the lease was lost."""
-    return await _changed(target, statement) == 1
+    return await _changed(target, statement, Lock.ROWS) == 1
 
 
 def finish_statement(
@@ -314,6 +316,7 @@ async def set_remote_id(target: Target, job_id: str, owner: str, remote_id: str)
             "UPDATE jobs SET remote_id = ? WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING id",
             (remote_id, job_id, owner),
         ),
+        Lock.ROWS,
     )
     return changed == 1
 
@@ -413,7 +416,9 @@ async def settle_then_claim(
     claimed row that cannot be read comes back as a BadJobRow: claimed all the same, the caller holds its
     lease and dead-letters it. A claim that fails leaves the settles to commit without it.
     """
-    settled, rows = await write(target, partial(_settle_then_claim, settles, successors))
+    # Settles are pinned to their leased rows; claims run one at a time (storage/db.py Lock).
+    lock = Lock.ROWS if successors is None else Lock.CLAIMS
+    settled, rows = await write(target, partial(_settle_then_claim, settles, successors), lock)
     claimed: list[GenerationJob | BadJobRow] = []
     for row in rows:
         try:

@@ -10,7 +10,10 @@ Like SQLite here, each process has one connection, driven from one thread of its
 autocommit unless a transaction is open. Writes keep SQLite's guarantee, one write transaction at a time
 across every process: each write transaction first takes a transaction-scoped advisory lock, as SQLite's
 ``BEGIN IMMEDIATE`` takes its write lock, so a read-then-write in storage/ or the services never races
-another process's. ``lock_timeout`` bounds the wait as ``busy_timeout`` does in SQLite. Reads take no lock.
+another process's. The queue's hot paths say when they need less (storage/db.py ``Lock``): a claim takes
+only the claim lock and skips rows another transaction holds (``FOR UPDATE SKIP LOCKED``); a settle or a
+heartbeat, pinned to its leased row, only that row's lock. ``lock_timeout`` bounds every wait as
+``busy_timeout`` does in SQLite. Reads take no lock.
 
 The URL may carry a password: it stays in this object and reaches no message, log or ``repr``.
 """
@@ -37,7 +40,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import FloatLoader
 
 from bot.errors import DatabaseMissing, StorageError
-from storage.db import Conn, Database, Row, Work, run_to_completion, split_sql
+from storage.db import Conn, Database, Lock, Row, Work, run_to_completion, split_sql
 from storage.dialect import migration_to_postgres, to_postgres
 
 log = logging.getLogger(__name__)
@@ -103,11 +106,11 @@ class PgSync:
     """psycopg's connection as a ``SyncConn``: SQLite's spelling in, PostgreSQL's out (storage/dialect.py);
     psycopg's errors out as StorageError. Used only on the connection's own thread."""
 
-    __slots__ = ("raw", "write_lock")
+    __slots__ = ("raw", "locks")
 
-    def __init__(self, raw: psycopg.Connection[Any], write_lock: int) -> None:
+    def __init__(self, raw: psycopg.Connection[Any], locks: dict[Lock, int]) -> None:
         self.raw = raw
-        self.write_lock = write_lock
+        self.locks = locks  # the advisory lock key of each Lock kind (ROWS has none)
 
     def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
         try:
@@ -179,10 +182,10 @@ def describe(url: str) -> str:
     return f"the PostgreSQL database {parts.get('dbname') or parts.get('user') or '?'} on {host}:{port}"
 
 
-def write_lock_key(schema: str) -> int:
-    """The advisory lock every write transaction takes first: one per schema, so that two storybots in two
+def lock_key(lock: Lock, schema: str) -> int:
+    """The advisory lock of ``lock`` (storage/db.py Lock): one per schema, so that two storybots in two
     schemas of one database (as the tests run) do not wait for each other."""
-    digest = hashlib.blake2b(f"storybot writes to {schema}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"storybot {lock.value} in {schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -194,15 +197,16 @@ def _connect(url: str, busy_timeout_ms: int, synchronous: str) -> PgSync:
     raw.execute(f"SET lock_timeout = {int(busy_timeout_ms)}")
     raw.execute("SET synchronous_commit = " + ("off" if synchronous.upper() == "OFF" else "on"))
     [(schema,)] = raw.execute("SELECT current_schema()").fetchall()
-    return PgSync(raw, write_lock_key(str(schema)))
+    return PgSync(raw, {lock: lock_key(lock, str(schema)) for lock in (Lock.WRITES, Lock.CLAIMS)})
 
 
-def _transact(work: Work[T], conn: PgSync) -> T:
-    """``work`` between BEGIN (and the write lock) and COMMIT, on the connection's thread; rolled back if
-    anything fails."""
+def _transact(work: Work[T], lock: Lock, conn: PgSync) -> T:
+    """``work`` between BEGIN (and ``lock``'s advisory lock, if it has one) and COMMIT, on the connection's
+    thread; rolled back if anything fails."""
     conn.execute("BEGIN")
     try:
-        conn.execute("SELECT pg_advisory_xact_lock(?)", (conn.write_lock,))
+        if lock in conn.locks:
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (conn.locks[lock],))
         result = work(conn)
         conn.execute("COMMIT")
     except BaseException:
@@ -310,7 +314,7 @@ class PostgresDatabase(Database):
             conn = self.conn
             await run_to_completion(conn.execute("BEGIN"), undo=partial(conn.execute, "ROLLBACK"))
             try:
-                await conn.execute("SELECT pg_advisory_xact_lock(?)", (conn.sync.write_lock,))
+                await conn.execute("SELECT pg_advisory_xact_lock(?)", (conn.sync.locks[Lock.WRITES],))
                 yield conn
             except BaseException:
                 await run_to_completion(self._rollback(conn))
@@ -327,9 +331,9 @@ class PostgresDatabase(Database):
             return  # the server went away, and the transaction with it
         await conn.execute("ROLLBACK")
 
-    async def write(self, work: Work[T]) -> T:
+    async def write(self, work: Work[T], lock: Lock = Lock.WRITES) -> T:
         async with self._write_lock:
-            return await self.conn.run(partial(_transact, work))
+            return await self.conn.run(partial(_transact, work, lock))
 
     async def server_time(self) -> float:
         """The server's wall clock, in seconds since the epoch (bot.clock.ServerClock)."""

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.errors import DatabaseDamaged, DatabaseMissing, StorageError
-from storage.db import Conn, Database, Row, Work, run_to_completion, split_sql
+from storage.db import Conn, Database, Lock, Row, Work, run_to_completion, split_sql
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ class SqliteDatabase(Database):
                     raise StorageError(f"the database is busy: {exc}") from exc
             await asyncio.sleep(BEGIN_RETRY_S)
 
-    async def write(self, work: Work[T]) -> T:
+    async def write(self, work: Work[T], lock: Lock = Lock.WRITES) -> T:
         """Run ``work`` in a transaction of its own (BEGIN IMMEDIATE ... COMMIT): one trip to the connection's
         thread and one fsync, under the same lock as ``transaction()``; its result.
 

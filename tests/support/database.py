@@ -13,10 +13,10 @@ from typing import Any
 
 import psycopg
 
-from storage.db import Conn, Database
+from storage.db import Conn, Database, Lock
 from storage.dialect import to_postgres
 from storage.engines import database_for
-from storage.postgres import PgRow, PostgresDatabase
+from storage.postgres import PgConn, PgRow, PostgresDatabase
 from storage.sqlite import SqliteDatabase
 
 
@@ -44,8 +44,11 @@ async def insert_story(conn: Database | Conn, story_id: str) -> None:
 
 
 async def hold_write_lock(db: Database, holding: asyncio.Event, release: asyncio.Event) -> None:
-    """Hold the write lock of ``db``'s database from a second connection until ``release`` is set."""
-    async with twin(db) as other, other.transaction():
+    """Hold the write lock of ``db``'s database from a second connection until ``release`` is set; on
+    PostgreSQL the claim lock too (storage/db.py Lock): every lock a claim or an enqueue could wait for."""
+    async with twin(db) as other, other.transaction() as conn:
+        if isinstance(conn, PgConn):
+            await conn.execute("SELECT pg_advisory_xact_lock(?)", (conn.sync.locks[Lock.CLAIMS],))
         holding.set()
         await release.wait()
 
@@ -93,8 +96,8 @@ def execute(db: Path, sql: str, params: tuple[Any, ...] = ()) -> None:
     """One write behind storybot's back (a poisoned row, say), committed at once."""
     url = os.environ.get("DATABASE_URL")
     if url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(to_postgres(sql), params)
+        with psycopg.connect(url, autocommit=True) as server:
+            server.execute(to_postgres(sql), params)
         return
-    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
-        conn.execute(sql, params)
+    with contextlib.closing(sqlite3.connect(db)) as file, file:
+        file.execute(sql, params)
