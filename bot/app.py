@@ -220,7 +220,7 @@ class StoryBot(commands.AutoShardedBot):
         health.workers_running = lambda: self.runtime.accepting_stories() if supervisor is None else supervisor.running
         if self.role != WORKER:
             health.start()
-        server = build_health_server(self.runtime.settings, health.report)
+        server = build_health_server(self.runtime.settings, health.report, self.runtime.this_process)
         if server is None:
             return
         try:

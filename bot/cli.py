@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="a JSON document, for scripts")
     listing.add_argument("--limit", type=int, default=20, help="how many stories (default 20; 0 for all)")
     sub.add_parser("models", help="list the model registry and what is usable")
-    sub.add_parser("status", help="show each model's health and the queue")
+    sub.add_parser("status", help="show each model's health, the queue and the running processes")
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -342,14 +342,17 @@ async def _models(settings: Settings) -> int:
 
 async def _status(settings: Settings) -> int:
     # imported here: start-up time (provider SDKs, PyAV, Pillow)
-    from bot.health.table import format_status
+    from bot.health.table import format_processes, format_status
     from bot.runtime import Runtime
 
     rt = await Runtime(settings).open(create=False)  # a status of a database made just now would mislead
     try:
-        print(format_status(await rt.health.report(live=False)))
+        report = await rt.health.report(live=False)
+        print(format_status(report))
         print()
-        print(format_queue(await rt.queue.counts()))
+        print(format_processes(report, await rt.live_processes()))
+        print()
+        print(format_queue(await rt.queue.counts()))  # last, as scripts read it
     finally:
         await rt.close()
     return 0

@@ -363,6 +363,16 @@ class ProcessBeat:
 
 
 @dataclass(frozen=True)
+class KindDepth:
+    """The queue's jobs of one kind: how many are queued (ready or not) and running, and how long the
+    longest-waiting ready one has been due (None when none is ready)."""
+
+    queued: int = 0
+    running: int = 0
+    oldest_ready_age_s: float | None = None
+
+
+@dataclass(frozen=True)
 class ModelHold:
     """A model held back until ``until`` by some process: its breaker open (``kind`` 'breaker') or benched
     after an auth, quota or retirement error (``kind`` 'cooldown', ``reason`` the error kind)."""

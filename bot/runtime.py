@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
 import secrets
 import signal
 import socket
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,14 +159,37 @@ class Runtime:
             except StorageError as exc:
                 log.warning("could not read the database server's clock (%s); will try again", exc)
 
+    def this_process(self) -> ProcessBeat:
+        """This serving process as of now: what it beats in the processes table and /health, /metrics name."""
+        assert self.role is not None
+        return ProcessBeat(self.process_id, self.role, socket.gethostname(), os.getpid(), self.shards,
+                           self.worker_slots, self._started_at, self.clock.now())  # fmt: skip
+
     async def beat(self) -> None:
         """Say this process is alive, and learn which others are (``peers``)."""
-        assert self.role is not None
-        now = self.clock.now()
-        me = ProcessBeat(self.process_id, self.role, socket.gethostname(), os.getpid(), self.shards,
-                         self.worker_slots, self._started_at, now)  # fmt: skip
-        await process_rows.beat(self.db, me, forget_before=now - PROCESS_FORGOTTEN_S)
-        self.peers = await process_rows.alive(self.db, now - PROCESS_ALIVE_S)
+        me = self.this_process()
+        await process_rows.beat(self.db, me, forget_before=me.beat_at - PROCESS_FORGOTTEN_S)
+        self.peers = await process_rows.alive(self.db, me.beat_at - PROCESS_ALIVE_S)
+
+    async def live_processes(self) -> list[ProcessBeat] | None:
+        """The processes beating on the database now, read afresh (/status, ``storybot status``); this one's
+        row (when it serves) with the shards and slots it has now, which its next beat would store. A serving
+        process takes them as its ``peers`` too, so what it shows and whether it takes a story agree. None when
+        the database does not answer (the status report says so)."""
+        try:
+            rows = await process_rows.alive(self.db, self.clock.now() - PROCESS_ALIVE_S)
+        except (StorageError, sqlite3.Error) as exc:
+            log.warning("could not read the live processes: %s", exc)
+            return None
+        live = [
+            dataclasses.replace(row, shards=self.shards, worker_slots=self.worker_slots)
+            if row.id == self.process_id
+            else row
+            for row in rows
+        ]
+        if self.role is not None:
+            self.peers = live
+        return live
 
     async def _keep_beating(self) -> None:
         while True:

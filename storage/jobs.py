@@ -35,7 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot.domain import GenerationJob, JobStatus
+from bot.domain import GenerationJob, JobKind, JobStatus, KindDepth
 from bot.errors import BadJobRow, StorageError
 from storage.db import Conn, Lock, Row, SyncConn, Target, dumps, fetch_all, fetch_one, loads, write
 from storage.dialect import SKIP_LOCKED
@@ -466,6 +466,28 @@ async def pending(target: Target, publishers: Collection[str] | None = None) -> 
         (*mine, *mine),
     )
     return {JobStatus.QUEUED.value: int(queued), JobStatus.RUNNING.value: int(running)}
+
+
+# One branch per status, so each reads its partial index (jobs_ready, jobs_leased), never the finished jobs.
+DEPTH_BY_KIND_SQL = (
+    "SELECT kind, SUM(queued) AS queued, SUM(running) AS running, MIN(ready_since) AS ready_since FROM ("
+    "SELECT kind, 1 AS queued, 0 AS running, CASE WHEN run_after <= ? THEN run_after END AS ready_since "
+    "FROM jobs WHERE status = 'queued' "
+    "UNION ALL SELECT kind, 0, 1, NULL FROM jobs WHERE status = 'running'"
+    ") AS live GROUP BY kind"
+)
+
+
+async def depth_by_kind(target: Target, now: float) -> dict[str, KindDepth]:
+    """Per job kind, every kind present (zeros included): jobs queued (ready or not) and running, and the
+    age of the oldest ready queued job (how long it has been due; None when none is ready). Every job on
+    the database, whichever publisher its deliveries need, as ``counts`` sees them: one query."""
+    found = {kind.value: KindDepth() for kind in JobKind}
+    for row in await fetch_all(target, DEPTH_BY_KIND_SQL, (now,)):
+        since = row["ready_since"]
+        age = None if since is None else now - float(since)
+        found[row["kind"]] = KindDepth(int(row["queued"]), int(row["running"]), age)
+    return found
 
 
 async def left_for_others(target: Target, publishers: Collection[str]) -> int:

@@ -4,6 +4,12 @@ Both read one fresh ``StatusReport`` per request from ``report_source``. ``/heal
 ``report.can_serve`` and 503 when not, or when the report itself cannot be made (a short JSON error,
 never a traceback). ``/metrics`` exposes the report through a custom collector on a per-server
 ``CollectorRegistry``, so any number of servers (tests) can run in one process.
+
+Every process serves both (gateway, workers, ``all``), so each names itself: ``/health`` says which process
+it is (role, shards, id, host), and every metric carries a ``role`` label (all, gateway, worker) and a
+``shard`` label: the gateway shards the process holds, as /status shows them ("0-1 of 2"), or ``none`` for a
+process that holds no shard (a worker, or a gateway not connected yet). ``none`` rather than an empty value,
+which Prometheus would store as no label at all.
 """
 
 from __future__ import annotations
@@ -18,16 +24,19 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from bot.domain import ProcessBeat
 from bot.health.model import HealthState, ModelStatus, StatusReport
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ReportSource = Callable[[], Awaitable[StatusReport]]
+ProcessSource = Callable[[], ProcessBeat]  # the serving process as of now (Runtime.this_process)
 
 REPORT_TIMEOUT_S = 10.0
 QUANTILES = (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms"))
 _MODEL_LABELS = ("model", "provider", "modality")
+NO_SHARD = "none"  # the shard label of a process that holds no gateway shard
 
 
 class HealthServer:
@@ -38,6 +47,7 @@ class HealthServer:
         host: str,
         port: int,
         report_source: ReportSource,
+        process: ProcessSource,
         *,
         extra_collectors: Iterable[Collector] = (),
         report_timeout_s: float = REPORT_TIMEOUT_S,
@@ -45,12 +55,12 @@ class HealthServer:
         self.host = host
         self._requested_port = port
         self._report_source = report_source
+        self._process = process
         self._report_timeout_s = report_timeout_s
         self._report_collector = StatusReportCollector()
+        self._labelled = ProcessLabels([self._report_collector, *extra_collectors])
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self._report_collector)
-        for collector in extra_collectors:
-            self.registry.register(collector)
+        self.registry.register(self._labelled)
         self._runner: web.AppRunner | None = None
         self._port = 0
 
@@ -101,7 +111,7 @@ class HealthServer:
             return web.json_response(
                 {"status": "unavailable", "error": "the health report could not be made"}, status=503
             )
-        return web.json_response(health_document(report), status=200 if report.can_serve else 503)
+        return web.json_response(health_document(report, self._process()), status=200 if report.can_serve else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         report = await self._report()
@@ -110,32 +120,58 @@ class HealthServer:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         # No await between handing over the report and encoding it, so concurrent scrapes cannot mix reports.
         self._report_collector.report = report
+        self._labelled.labels = process_labels(self._process())
         body = encoder(self.registry)
         return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def build_health_server(
-    settings: Settings, report_source: ReportSource, *, extra_collectors: Iterable[Collector] = ()
+    settings: Settings,
+    report_source: ReportSource,
+    process: ProcessSource,
+    *,
+    extra_collectors: Iterable[Collector] = (),
 ) -> HealthServer | None:
     """The server the settings ask for, or None when ``HEALTH_HTTP_PORT`` is 0 (off)."""
     if settings.health_http_port == 0:
         return None
     return HealthServer(
-        settings.health_http_host, settings.health_http_port, report_source, extra_collectors=extra_collectors
+        settings.health_http_host,
+        settings.health_http_port,
+        report_source,
+        process,
+        extra_collectors=extra_collectors,
     )
 
 
-def health_document(report: StatusReport) -> dict[str, Any]:
-    """The /health JSON body."""
+def health_document(report: StatusReport, process: ProcessBeat) -> dict[str, Any]:
+    """The /health JSON body of the report, served by ``process``."""
+    by_kind = {
+        kind: {"queued": depth.queued, "running": depth.running, "oldest_ready_age_s": depth.oldest_ready_age_s}
+        for kind, depth in report.queue_by_kind.items()
+    }
     return {
         "status": "ok" if report.can_serve else "unavailable",
         "generated_at": report.generated_at,
+        "process": {
+            "role": process.role,
+            "shards": process.shards,
+            "id": process.id,
+            "host": process.host,
+            "pid": process.pid,
+            "worker_slots": process.worker_slots,
+        },
         "models": {model.key: _model_document(model) for model in report.models},
-        "queue": {"depth": report.queue_depth, "oldest_age_s": report.oldest_queued_age_s},
+        "queue": {"depth": report.queue_depth, "oldest_age_s": report.oldest_queued_age_s, "by_kind": by_kind},
         "database": {"ok": report.database_ok},
         "discord": {"connected": report.discord_connected},
         "workers": {"running": report.workers_running},
     }
+
+
+def process_labels(process: ProcessBeat) -> dict[str, str]:
+    """The labels every metric of ``process`` carries: its role, and its shards or ``none`` (module docstring)."""
+    return {"role": process.role, "shard": process.shards or NO_SHARD}
 
 
 def _model_document(model: ModelStatus) -> dict[str, Any]:
@@ -151,6 +187,22 @@ def _model_document(model: ModelStatus) -> dict[str, Any]:
         "breaker": model.breaker,
         "successor": model.successor,
     }
+
+
+class ProcessLabels(Collector):
+    """The metrics of ``collectors``, each sample labelled with ``labels``: the process serving them."""
+
+    def __init__(self, collectors: Iterable[Collector]) -> None:
+        self.collectors = list(collectors)
+        self.labels: dict[str, str] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        labels = self.labels
+        for collector in self.collectors:
+            for metric in collector.collect():
+                labelled = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                labelled.samples = [sample._replace(labels={**sample.labels, **labels}) for sample in metric.samples]
+                yield labelled
 
 
 class StatusReportCollector(Collector):
@@ -217,6 +269,19 @@ def _service_metrics(report: StatusReport) -> Iterator[Metric]:
         "Age of the oldest queued job (0 when none is queued)",
         value=report.oldest_queued_age_s or 0.0,
     )
+    jobs = GaugeMetricFamily(
+        "storybot_queue_jobs", "Jobs queued (ready or not) and running, by kind", labels=["kind", "status"]
+    )
+    oldest = GaugeMetricFamily(
+        "storybot_queue_oldest_ready_age_seconds",
+        "How long the oldest ready queued job of the kind has been due (0 when none is ready)",
+        labels=["kind"],
+    )
+    for kind, depth in sorted(report.queue_by_kind.items()):
+        jobs.add_metric([kind, "queued"], depth.queued)
+        jobs.add_metric([kind, "running"], depth.running)
+        oldest.add_metric([kind], depth.oldest_ready_age_s or 0.0)
+    yield from (jobs, oldest)
     yield GaugeMetricFamily("storybot_database_ok", "1 when the database answers", value=float(report.database_ok))
     if report.discord_connected is not None:
         yield GaugeMetricFamily(

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.domain import HealthState  # one enum for the registry and the health package; rules in bot/health/rules.py
+from bot.domain import (
+    HealthState,  # one enum for the registry and the health package; rules in bot/health/rules.py
+    KindDepth,
+)
 from bot.errors import ErrorKind
 
 __all__ = [
@@ -108,6 +111,7 @@ class StatusReport:
     discord_connected: bool | None = None  # None: not running as a Discord bot
     chart: list[ChartPoint] = field(default_factory=list)
     workers_running: bool | None = None  # None: this process runs no long-lived worker pool
+    queue_by_kind: dict[str, KindDepth] = field(default_factory=dict)  # per job kind, every kind (empty: unread)
 
     @property
     def can_serve(self) -> bool:

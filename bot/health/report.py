@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from bot.domain import Modality, ModelHealth, RoutingConfig
+from bot.domain import KindDepth, Modality, ModelHealth, RoutingConfig
 from bot.errors import StorageError
 from bot.health.book import HealthBook
 from bot.health.metrics import CallHistory, load_history
@@ -66,10 +66,11 @@ async def build_report(
     """One ModelStatus per model, the queue, and the chart; a broken database, or a database file deleted or
     replaced under us, gives database_ok=False."""
     database_ok = db.file_problem() is None
-    queue_depth, oldest = 0, None
+    by_kind: dict[str, KindDepth] = {}
+    oldest = None
     try:
         history = await load_history(db, now)
-        queue_depth = (await queue.counts()).get("queued", 0)
+        by_kind = await queue.depth_by_kind()
         oldest = await queue.oldest_queued_age()
     except (StorageError, sqlite3.Error) as exc:
         log.warning("the status report could not read the database: %s", exc)
@@ -80,10 +81,11 @@ async def build_report(
     return StatusReport(
         generated_at=now,
         models=models,
-        queue_depth=queue_depth,
+        queue_depth=sum(depth.queued for depth in by_kind.values()),
         oldest_queued_age_s=oldest,
         database_ok=database_ok,
         discord_connected=discord_connected,
         workers_running=workers_running,
+        queue_by_kind=by_kind,
         chart=history.chart([key for key in keys if key in called]),
     )

@@ -1,10 +1,15 @@
-"""The status table's rows, as plain strings: one formatter for /status (Discord) and ``storybot status``."""
+"""The status table's rows, as plain strings: one formatter for /status (Discord) and ``storybot status``.
+
+Besides the models and the queue, both show the processes serving the database (from the processes table:
+role, host, worker slots, shards, seconds since the last beat) and say plainly when none of them runs a worker.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.domain import ProcessBeat
 from bot.health.model import HealthState, ModelStatus, StatusReport
 
 TABLE_WINDOW = "1h"  # success %, latency and fallback % are shown over the last hour
@@ -18,6 +23,8 @@ STATE_MARKS = {
 TERMINAL_HEADERS = ("model", "state", "success", "p50/p95", "fallback", "cooldown", "last error")
 NONE = "–"
 WINDOW_NOTE = "success, latency and fallback over the last hour"
+PROCESS_HEADERS = ("role", "host", "pid", "worker slots", "shards", "last beat")
+NO_WORKER = "No worker is running, so stories will not start."
 
 
 @dataclass(frozen=True)
@@ -96,9 +103,54 @@ def queue_line(report: StatusReport) -> str:
     line = f"Queue: {report.queue_depth} waiting"
     if report.oldest_queued_age_s is not None:
         line += f", the oldest for {duration(report.oldest_queued_age_s)}"
-    if report.workers_running is False:
-        line += "; no worker is running, so nothing is being made"
     return line
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    role: str
+    host: str
+    pid: str
+    worker_slots: str
+    shards: str
+    last_beat: str
+
+    def cells(self) -> tuple[str, ...]:
+        return (self.role, self.host, self.pid, self.worker_slots, self.shards, self.last_beat)
+
+
+def process_row(process: ProcessBeat, now: float) -> ProcessRow:
+    return ProcessRow(
+        role=process.role,
+        host=process.host,
+        pid=str(process.pid),
+        worker_slots=str(process.worker_slots) if process.worker_slots else NONE,
+        shards=process.shards or NONE,
+        last_beat=f"{duration(max(now - process.beat_at, 0.0))} ago",
+    )
+
+
+def no_worker(report: StatusReport, processes: Sequence[ProcessBeat] | None) -> bool:
+    """Whether a new story would not start: this process's worker pool is down, or processes serve the database
+    and none of them runs workers (a gateway alone). A database that did not answer is said instead."""
+    if not report.database_ok:
+        return False
+    if report.workers_running is False:
+        return True
+    if not processes:  # unknown, or none beats: ``storybot status`` run where no bot runs
+        return False
+    return not any(process.worker_slots > 0 for process in processes)
+
+
+def format_processes(report: StatusReport, processes: Sequence[ProcessBeat] | None) -> str:
+    """``storybot status``'s processes: a table of the live ones, then NO_WORKER when none of them renders."""
+    if processes is None:
+        return "Processes: unknown (the database did not answer)"
+    if not processes:
+        return "Processes: none is running on this database"
+    rows = [process_row(process, report.generated_at).cells() for process in processes]
+    text = f"Processes: {len(processes)} running\n{format_table(PROCESS_HEADERS, rows)}"
+    return f"{text}\n{NO_WORKER}" if no_worker(report, processes) else text
 
 
 def format_status(report: StatusReport, *, error_chars: int = 60) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from bot.clock import Clock
-from bot.domain import GenerationJob, JobKind, JobStatus
+from bot.domain import GenerationJob, JobKind, JobStatus, KindDepth
 from bot.errors import BadJobRow
 from storage import job_recovery
 from storage import jobs as job_rows
@@ -234,6 +234,11 @@ class JobQueue:
 
     async def counts(self) -> dict[str, int]:
         return await job_rows.counts(self.db)
+
+    async def depth_by_kind(self) -> dict[str, KindDepth]:
+        """Per job kind (every kind): jobs queued and running, and how long the oldest ready one has been due.
+        The whole queue, every publisher's deliveries included, as ``counts``; one query (/metrics reads it)."""
+        return await job_rows.depth_by_kind(self.db, self.clock.now())
 
     async def pending(self) -> dict[str, int]:
         """Queued and running jobs this process could take: what burst mode waits for."""

@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 
 from bot.cli import format_models
-from bot.domain import CallRecord
+from bot.domain import CallRecord, ProcessBeat
 from bot.errors import ErrorKind
 from bot.health.model import Probe
+from bot.health.table import NO_WORKER
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
+from storage import processes as process_rows
+from storage.sqlite import SqliteDatabase
 from tests.support.cli_main import run_main
 
 
@@ -61,7 +64,7 @@ def test_status_prints_each_models_health_and_the_queue(
     result = run_main(capsys, "status")
     assert result.returncode == 0, result.stderr
     assert stored_health(db_path) == stored_before  # a read writes nothing
-    health, queue_line, counts = result.stdout.strip().split("\n\n")
+    health, queue_line, processes, counts = result.stdout.strip().split("\n\n")
     rows = {row["model"]: row for row in parse_table(health)}
     assert rows["local-sketch"] == {
         "model": "local-sketch", "state": "up", "success": "75 %", "p50/p95": "40 ms / 43 ms", "fallback": "0 %",
@@ -72,6 +75,53 @@ def test_status_prints_each_models_health_and_the_queue(
     assert "dall-e-3" not in rows  # retired in the catalogue long ago and not routed to: not listed
     assert queue_line.startswith("Queue: 0 waiting")
     assert counts.splitlines()[0].split() == ["status", "jobs"]
+    assert processes == "Processes: none is running on this database"
+
+
+async def processes_beat(db_path: Path, *beats: ProcessBeat) -> None:
+    async with SqliteDatabase(db_path) as db:
+        for beat in beats:
+            await process_rows.beat(db, beat, forget_before=0.0)
+
+
+@pytest.mark.parametrize("with_workers", [True, False], ids=["gateway and workers", "gateway alone"])
+def test_status_lists_the_live_processes_and_says_when_none_runs_a_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], with_workers: bool
+) -> None:
+    db_path = tmp_path / "storybot.db"
+    asyncio.run(a_bot_ran(db_path))
+    now = time.time()
+    gateway = ProcessBeat("box-a:11:aaaaaa", "gateway", "box-a", 11, "0-1 of 2", 0, now - 600, now - 2)
+    workers = [
+        ProcessBeat("box-b:22:bbbbbb", "worker", "box-b", 22, None, 4, now - 500, now - 1),
+        ProcessBeat("box-c:33:cccccc", "worker", "box-c", 33, None, 2, now - 400, now - 3),
+    ]
+    gone = ProcessBeat("box-d:44:dddddd", "worker", "box-d", 44, None, 4, now - 900, now - 120)  # stopped beating
+    asyncio.run(processes_beat(db_path, gateway, gone, *(workers if with_workers else [])))
+    monkeypatch.setenv("DATABASE_PATH", str(db_path))
+
+    result = run_main(capsys, "status")
+
+    assert result.returncode == 0, result.stderr
+    processes = result.stdout.strip().split("\n\n")[-2]  # between the queue line and the job counts
+    headline, table = processes.split("\n", 1)
+    if with_workers:
+        assert headline == "Processes: 3 running"
+        rows = parse_table(table)
+        assert [(row["role"], row["host"], row["pid"], row["worker slots"], row["shards"]) for row in rows] == [
+            ("gateway", "box-a", "11", "–", "0-1 of 2"),
+            ("worker", "box-b", "22", "4", "–"),
+            ("worker", "box-c", "33", "2", "–"),
+        ]
+        ages = [float(row["last beat"].removesuffix(" s ago")) for row in rows]
+        lag = time.time() - now  # the command ran a moment after the beats were written
+        assert all(beat - 0.5 <= age <= beat + lag + 0.5 for age, beat in zip(ages, (2, 1, 3), strict=True)), ages
+        assert NO_WORKER not in result.stdout
+    else:
+        assert headline == "Processes: 1 running"
+        *table_lines, last = table.splitlines()
+        assert [row["role"] for row in parse_table("\n".join(table_lines))] == ["gateway"]
+        assert last == "No worker is running, so stories will not start."
 
 
 async def a_key_was_refused(db_path: Path, model_key: str) -> None:

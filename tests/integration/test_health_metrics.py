@@ -1,4 +1,5 @@
-"""Call rows in SQLite: recording, 5-minute aggregation, windows and percentiles on known data, pruning, restarts."""
+"""Call rows on either engine: recording, 5-minute aggregation, windows and percentiles on known data, pruning,
+restarts; and the queue's depth and oldest ready job per kind, which /metrics shows beside them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 
 from bot.clock import FakeClock
-from bot.domain import CallRecord
+from bot.domain import CallRecord, JobKind, JobStatus, KindDepth
 from bot.errors import ErrorKind
 from bot.health import metrics
 from bot.health.book import HealthBook
@@ -16,9 +17,11 @@ from bot.health.metrics import BUCKET_S, HOUR_S, load_history
 from bot.health.model import HealthState
 from bot.health.recorder import CallRecorder
 from bot.health.rules import Thresholds
+from bot.jobs import JobQueue
 from bot.routing.catalog import BUILTIN_ALIASES, BUILTIN_SPECS
 from bot.routing.registry import Registry
 from storage import health as health_rows
+from storage import jobs as job_rows
 from storage import testing as storage_testing
 from storage.db import Database
 
@@ -156,3 +159,41 @@ async def test_health_survives_a_restart(db: Database) -> None:
     entry = again.get(MODEL)
     assert (entry.state, entry.consecutive_failures, entry.unavailable_since) == (HealthState.DOWN, 3, START)
     assert entry.last_error == "gpt-image-1.5 had a temporary outage"
+
+
+# --- the queue by kind --------------------------------------------------------------------------------------------
+
+
+async def test_queue_depth_by_kind_counts_the_live_jobs_of_every_kind_and_the_oldest_ready_one(db: Database) -> None:
+    clock = FakeClock(START)
+    queue = JobQueue(db, clock)
+    await queue.enqueue(JobKind.RENDER_VIDEO, {"n": 0})
+    dead = await queue.claim("w1")
+    assert dead is not None and await queue.finish(dead.id, "w1", status=JobStatus.DEAD)
+    cancelled = await queue.enqueue(JobKind.RENDER_VIDEO, {"n": 1})
+    await queue.cancel(job_id=cancelled.id)
+    await queue.enqueue(JobKind.RENDER_IMAGE, {"n": 1})  # due at START
+    assert await queue.claim("w1") is not None  # running now
+    await queue.enqueue(JobKind.RENDER_IMAGE, {"n": 2}, delay_s=5)  # due at START + 5
+    await queue.enqueue(JobKind.DELIVER, {"n": 1}, publisher="discord", delay_s=30)  # another publisher's
+    await queue.enqueue(JobKind.DELIVER, {"n": 2}, publisher="offline", delay_s=3_600)  # not ready
+    clock.advance(45)
+
+    # The whole queue, as every process on the database sees it: a CLI's queue counts the bot's deliveries.
+    for reader in (queue, JobQueue(db, clock, publishers={"offline"})):
+        assert await reader.depth_by_kind() == {
+            "write_story": KindDepth(0, 0, None),
+            "render_image": KindDepth(queued=1, running=1, oldest_ready_age_s=40.0),
+            "render_video": KindDepth(0, 0, None),  # dead and cancelled jobs are not in the queue
+            "deliver": KindDepth(queued=2, running=0, oldest_ready_age_s=15.0),
+        }
+    clock.advance(3_600)
+    assert (await queue.depth_by_kind())["deliver"] == KindDepth(2, 0, 3_615.0)
+
+
+@pytest.mark.parametrize("engine", ["sqlite"])  # EXPLAIN QUERY PLAN is SQLite's
+async def test_queue_depth_by_kind_reads_only_the_live_jobs_indexes(db: Database) -> None:
+    plan = await db.fetchall("EXPLAIN QUERY PLAN " + job_rows.DEPTH_BY_KIND_SQL, (START,))
+    scans = [row["detail"] for row in plan if row["detail"].startswith("SCAN jobs")]
+
+    assert sorted(scans) == ["SCAN jobs USING INDEX jobs_leased", "SCAN jobs USING INDEX jobs_ready"], plan

@@ -1,4 +1,5 @@
-"""The shared status rows, the terminal table, the /status embed within Discord's limits, and the chart PNG."""
+"""The shared status rows, the terminal table, the /status embed within Discord's limits (its live processes too),
+and the chart PNG."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import io
 
 from PIL import Image
 
+from bot.domain import ProcessBeat
 from bot.health.chart import HEIGHT, PALETTE, WIDTH, render_chart
 from bot.health.model import ChartPoint, HealthState, ModelStatus, StatusReport, WindowStats
-from bot.health.table import format_status, status_row
+from bot.health.table import NO_WORKER, format_processes, format_status, no_worker, process_row, status_row
 from cogs.status import status_embed
 
 NOW = 1_800_000_000.0
@@ -72,6 +74,69 @@ def test_embed_stays_within_discord_limits_with_many_models_and_long_errors() ->
     assert more.name == f"…and {40 - shown} more"
     assert "cannot be made right now" in (embed.description or "")
     assert "the database did not answer" in (embed.description or "")
+
+
+def process(role: str, pid: int, *, slots: int = 0, shards: str | None = None, beat_ago: float = 2.0) -> ProcessBeat:
+    return ProcessBeat(f"box:{pid}:abcdef", role, "box", pid, shards, slots, NOW - 3600, NOW - beat_ago)
+
+
+GATEWAY = process("gateway", 10, shards="0-1 of 2", beat_ago=1.2)
+WORKERS = [process("worker", 11, slots=4, beat_ago=3.0), process("worker", 12, slots=2, beat_ago=125.0)]
+
+
+def test_a_process_row_shows_role_host_slots_shards_and_the_last_beat() -> None:
+    assert process_row(GATEWAY, NOW).cells() == ("gateway", "box", "10", "–", "0-1 of 2", "1 s ago")
+    assert process_row(WORKERS[1], NOW).cells() == ("worker", "box", "12", "2", "–", "2 min ago")
+
+
+def test_no_worker_is_said_only_when_serving_processes_run_none_or_the_pool_is_down() -> None:
+    healthy = report([model("gpt-image-1.5")])
+    assert no_worker(healthy, [GATEWAY])
+    assert not no_worker(healthy, [GATEWAY, *WORKERS])
+    assert not no_worker(healthy, [])  # nothing beats: `storybot status` where no bot runs
+    assert not no_worker(healthy, None)  # unknown
+    assert no_worker(report([model("gpt-image-1.5")], workers_running=False), [GATEWAY, *WORKERS])
+    assert not no_worker(report([], database_ok=False, workers_running=False), [GATEWAY])  # that is said instead
+
+
+def test_terminal_processes_table_and_the_no_worker_line() -> None:
+    text = format_processes(report([]), [GATEWAY, *WORKERS])
+    headline, header, _rule, *rows = text.splitlines()
+    assert headline == "Processes: 3 running"
+    assert header.split() == ["role", "host", "pid", "worker", "slots", "shards", "last", "beat"]
+    assert [row.split()[:4] for row in rows] == [["gateway", "box", "10", "–"], ["worker", "box", "11", "4"],
+                                                ["worker", "box", "12", "2"]]  # fmt: skip
+    assert format_processes(report([]), [GATEWAY]).splitlines()[-1] == NO_WORKER
+    assert format_processes(report([]), []) == "Processes: none is running on this database"
+    assert format_processes(report([]), None) == "Processes: unknown (the database did not answer)"
+
+
+def test_embed_lists_the_processes_last_and_says_plainly_when_no_worker_runs() -> None:
+    serving = [model("gpt-image-1.5"), model("gpt-5-mini", modality="text")]
+    embed = status_embed(report(serving), [GATEWAY, *WORKERS])
+    assert embed.description == "Queue: 3 waiting, the oldest for 2 min"
+    assert embed.fields[-1].name == "Processes: 3 running"
+    assert (embed.fields[-1].value or "").splitlines() == [
+        "**gateway** · box pid 10 · shards 0-1 of 2 · beat 1 s ago",
+        "**worker** · box pid 11 · 4 worker slots · beat 3 s ago",
+        "**worker** · box pid 12 · 2 worker slots · beat 2 min ago",
+    ]
+
+    alone = status_embed(report(serving, workers_running=False), [GATEWAY])
+    assert alone.description == f"Queue: 3 waiting, the oldest for 2 min\n⚠️ {NO_WORKER}"
+    assert "see the models" not in (alone.description or "")  # the models are fine: the workers are missing
+
+
+def test_embed_with_many_processes_and_models_stays_within_discord_limits() -> None:
+    processes = [process("worker", pid, slots=4) for pid in range(100, 160)]
+    models = [model(f"model-{index:02d}-" + "x" * 60, HealthState.DOWN, last_error="e" * 3000) for index in range(40)]
+    embed = status_embed(report(models), processes)
+    assert len(embed.fields) <= 25 and len(embed) <= 6000
+    assert all(len(field.value or "") <= 1024 for field in embed.fields)
+    assert embed.fields[-1].name == "Processes: 60 running"
+    *shown, more = (embed.fields[-1].value or "").splitlines()
+    assert more == f"…and {60 - len(shown)} more" and all(line.startswith("**worker**") for line in shown)
+    assert (embed.fields[-2].name or "").startswith("…and ")  # the models that did not fit are counted before it
 
 
 def chart_points() -> list[ChartPoint]:
