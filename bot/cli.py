@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the Discord bot (no DISCORD_TOKEN: render a demo story offline)")
     run.add_argument("--out", type=Path, default=Path("./out"), help="where the demo storybook goes")
+    run.add_argument(
+        "--role", choices=("all", "gateway", "worker"), default="all",
+        help="all: everything in one process (default); gateway: the sharded Discord gateway, which answers and "
+        "queues but renders nothing; worker: renders and posts over REST, no gateway (any number, any machine)",
+    )  # fmt: skip
 
     story = sub.add_parser("story", help="render one story offline into a storybook folder")
     story.add_argument("prompt", help="what the story is about (1-1000 characters)")
@@ -178,6 +183,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.discord_token is None:
         from bot.services.stories import StoryOptions  # imported here: start-up time (Pillow, PyAV)
 
+        if args.role != "all":
+            raise UserInputError(f"--role {args.role} serves Discord: set DISCORD_TOKEN")
         print("No DISCORD_TOKEN set: rendering a demo story offline with the local models.")
         options = StoryOptions(prompt=DEMO_PROMPT, scenes=3, video=True, out_dir=args.out)
         return await _render(settings, options)
@@ -186,7 +193,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     if "log_level" not in settings.model_fields_set:
         logging.getLogger("bot.app").setLevel(logging.INFO)  # the one "ready" line shows at the default level
-    return await run_bot(settings)
+    return await run_bot(settings, role=args.role)
 
 
 async def _story(args: argparse.Namespace, settings: Settings) -> int:

@@ -329,6 +329,17 @@ def test_models_imports_the_registry_but_not_the_runtime_or_the_providers(tmp_pa
     assert sorted(set(HEAVY) & modules) == []
 
 
+@pytest.mark.parametrize("role", ["gateway", "worker"])
+def test_a_role_that_serves_discord_needs_a_token(cli: Storybot, role: str, tmp_path: Path) -> None:
+    assert_refused(cli("run", "--role", role), f"--role {role} serves Discord: set DISCORD_TOKEN")
+    assert not (tmp_path / "out").exists()  # no demo rendered instead
+
+
+def test_an_unknown_role_is_refused_by_name(cli: Storybot) -> None:
+    result = cli("run", "--role", "renderer")
+    assert result.returncode == 2 and "invalid choice: 'renderer'" in result.stderr, result.stderr
+
+
 @pytest.mark.slow
 def test_run_without_a_token_renders_the_demo(tmp_path: Path) -> None:
     result = storybot(tmp_path, "run", timeout=120)
