@@ -354,15 +354,22 @@ class Worker:
         return counts[JobStatus.QUEUED] == 0 and counts[JobStatus.RUNNING] == 0
 
     async def _idle(self, stop: asyncio.Event | None) -> None:
-        """Sleep until the next delayed job is due; check often while others hold running jobs."""
+        """Sleep until the next delayed job is due; check often while others hold running jobs.
+
+        A job due now that the last claim did not take was either taken by another claimer just before
+        (look again at once), or waits for a provider or user slot that another process's running jobs
+        hold, since the limits are counted across processes: then wait, as for a delayed job, rather than
+        spin on claims that cannot succeed."""
         next_due = await self.queue.next_run_after()
         delay = self.idle_poll_s if next_due is None else next_due - self.clock.now()
         if delay > self.idle_poll_s and await self._rebased():
             return  # that due time was a clock's step, not a delay: look again
-        if delay <= 0:
-            await asyncio.sleep(0)
-            return
         counts = await self.queue.pending()
+        if delay <= 0:
+            if not counts[JobStatus.RUNNING]:
+                await asyncio.sleep(0)
+                return
+            delay = self.idle_poll_s
         if isinstance(self.clock, SystemClock) or counts[JobStatus.RUNNING]:
             delay = min(delay, self.idle_poll_s)
         if stop is None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.clock import FakeClock
+from bot.clock import FakeClock, SystemClock
 from bot.domain import GenerationJob, JobKind, JobStatus
 from bot.errors import StorageError
 from bot.jobs import JobContext, JobOutcome, JobQueue, PermanentFailure, Reschedule, Worker
@@ -607,6 +607,55 @@ async def test_provider_and_user_limits_hold_across_workers_on_separate_connecti
 
     assert sum(s.succeeded for s in stats) == 12
     assert peaks["provider:openai"] == 2 and peaks["user:7"] == 1
+
+
+async def test_a_worker_whose_ready_jobs_wait_for_another_process_slot_waits_instead_of_spinning(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Process A runs the one openai job the limit allows; process B, with nothing running and an openai job
+    ready, can claim nothing until A's ends: it polls every idle_poll_s, not in a loop of claims."""
+    async with twin(db) as a_db, twin(db) as b_db:
+        a_queue, b_queue = JobQueue(a_db, SystemClock()), JobQueue(b_db, SystemClock())
+        await a_queue.enqueue(RENDER, {"n": 0}, provider="openai")
+        a_started, a_release = asyncio.Event(), asyncio.Event()
+
+        async def hold(job: GenerationJob, ctx: JobContext) -> None:
+            a_started.set()
+            await a_release.wait()
+
+        a = Worker(a_queue, {RENDER: hold}, clock=a_queue.clock, concurrency=1, provider_limit=1, idle_poll_s=0.1)
+        a_run = asyncio.create_task(a.run_forever(asyncio.Event()))
+        await asyncio.wait_for(a_started.wait(), timeout=10)
+        await b_queue.enqueue(RENDER, {"n": 1}, provider="openai")
+        claims = 0
+        real = b_queue.settle_then_claim
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal claims
+            claims += 1
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(b_queue, "settle_then_claim", counted)
+        b_stop = asyncio.Event()
+        b = Worker(b_queue, {RENDER: succeed}, clock=b_queue.clock, concurrency=4, provider_limit=1, idle_poll_s=0.2)
+        b_run = asyncio.create_task(b.run_forever(b_stop))
+        await asyncio.sleep(1.0)
+        blocked_claims = claims
+        a_release.set()  # A's job ends: B's job may start
+
+        async def b_done() -> bool:
+            return (await b_queue.counts())["succeeded"] == 2
+
+        for _ in range(100):
+            if done := await b_done():
+                break
+            await asyncio.sleep(0.05)
+        b_stop.set()
+        a_run.cancel()
+        await asyncio.gather(a_run, b_run, return_exceptions=True)
+
+    assert done, "B's job never ran once A's ended"
+    assert 1 <= blocked_claims <= 15, f"{blocked_claims} claims in 1 s while blocked: spinning"
 
 
 # --- a locked database -------------------------------------------------------------------------
