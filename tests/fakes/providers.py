@@ -55,7 +55,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
@@ -103,6 +103,8 @@ _MALFORMED_BODY = b'{"created": 1763700000, "data": [{"b64_json": "iVBORw0KGgo'
 class FakeProviders:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        self._in_flight: Counter[str] = Counter()
+        self.peak_in_flight: Counter[str] = Counter()
         self.text_reply: str | Callable[[Call], str] = DEFAULT_TEXT_REPLY
         self.video_bytes: bytes | None = None  # None: tiny_mp4()
         self.video_size: int | None = None  # pad the clip to this many bytes (still a playable MP4)
@@ -252,6 +254,19 @@ class FakeProviders:
         return handle
 
     async def _dispatch(self, route: Route, request: web.Request) -> web.StreamResponse:
+        """Serve one request, counting the requests in flight per route and per provider (``peak_in_flight``,
+        keyed "openai.images.edit" and "openai": the most at once, what a shared limit must keep down)."""
+        keys = (route.name, route.name.split(".", 1)[0])
+        for key in keys:
+            self._in_flight[key] += 1
+            self.peak_in_flight[key] = max(self.peak_in_flight[key], self._in_flight[key])
+        try:
+            return await self._serve(route, request)
+        finally:
+            for key in keys:
+                self._in_flight[key] -= 1
+
+    async def _serve(self, route: Route, request: web.Request) -> web.StreamResponse:
         recorded, body_error = await _record(route, request)
         self.requests.append(recorded)
         async with self._recorded:
