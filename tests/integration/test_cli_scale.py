@@ -25,6 +25,7 @@ import pytest
 
 from bot.errors import StorageError
 from storage.copy import Table, copy_database, in_dependency_order
+from storage.db import schema_version_supported
 from tests.support.cli import PROMPT, assert_refused, cli_env
 from tests.support.cli_main import run_main, use_cli_env
 from tests.support.database import open_database
@@ -360,3 +361,22 @@ def test_tables_are_ordered_by_their_foreign_keys() -> None:
     assert [t.name for t in in_dependency_order(given)] == ["stories", "scenes", "media", "notes"]
     with pytest.raises(StorageError, match="form a cycle"):
         in_dependency_order([table("a", "b"), table("b", "a"), table("c")])
+
+
+def test_db_migrate_check_and_backup_work_on_postgresql(
+    cli: Storybot, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", with_password(postgres_url))
+    migrated = ok(cli("db", "migrate"))
+    assert f"schema version {schema_version_supported()}" in migrated and "0001_initial.sql" in migrated
+    assert "the PostgreSQL database" in migrated and PASSWORD not in migrated
+    assert "nothing to apply" in ok(cli("db", "migrate"))
+    assert "ok (reading every table found nothing wrong)" in ok(cli("db", "check"))
+    ok(cli("story", PROMPT, "--scenes", "1", "--no-wait"))
+
+    backup = tmp_path / "backups" / "storybot.dump"
+    said = no_password(cli("db", "backup", str(backup)))
+    assert said.returncode == 0 and "pg_dump archive" in said.stdout, said.stderr
+    listing = subprocess.run(["pg_restore", "--list", str(backup)], capture_output=True, text=True, check=True)
+    assert "TABLE DATA" in listing.stdout and " stories " in listing.stdout and " jobs " in listing.stdout
+    assert_refused(cli("db", "backup", str(backup)), "already exists")  # never over an earlier backup
