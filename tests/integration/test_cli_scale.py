@@ -26,7 +26,7 @@ import pytest
 from bot.errors import StorageError
 from storage.copy import Table, copy_database, in_dependency_order
 from storage.db import schema_version_supported
-from tests.support.cli import PROMPT, assert_refused, cli_env
+from tests.support.cli import PROMPT, STORYBOT, assert_refused, cli_env
 from tests.support.cli_main import run_main, use_cli_env
 from tests.support.database import open_database
 from tests.support.postgres import empty_schema
@@ -380,3 +380,28 @@ def test_db_migrate_check_and_backup_work_on_postgresql(
     listing = subprocess.run(["pg_restore", "--list", str(backup)], capture_output=True, text=True, check=True)
     assert "TABLE DATA" in listing.stdout and " stories " in listing.stdout and " jobs " in listing.stdout
     assert_refused(cli("db", "backup", str(backup)), "already exists")  # never over an earlier backup
+
+
+async def test_processes_starting_together_on_an_empty_postgresql_schema_migrate_it_once(tmp_path: Path) -> None:
+    """A gateway and its workers started at the same moment all migrate on start: one applies the migrations
+    under the write lock, the others then find them applied (they must not apply 0001 again)."""
+    env = cli_env(tmp_path)
+    for _ in range(2):
+        with empty_schema() as url:
+            processes = [
+                await asyncio.create_subprocess_exec(
+                    *STORYBOT,
+                    "db",
+                    "migrate",
+                    env={**env, "DATABASE_URL": url},
+                    cwd=tmp_path,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                for _ in range(4)
+            ]
+            results = [await process.communicate() for process in processes]
+            codes = [process.returncode for process in processes]
+            assert codes == [0, 0, 0, 0], [err.decode() for _, err in results]
+            applied = [out.decode() for out, _ in results if b"0001_initial.sql" in out]
+            assert len(applied) == 1, [out.decode() for out, _ in results]
