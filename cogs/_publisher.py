@@ -164,7 +164,12 @@ class DiscordPublisher:
             await self._note_blocked(delivery.story, str(blocked))
             raise
         self._offered.discard(delivery.story.id)
-        self.updater.request(story.id)
+        if delivery.what == "story":
+            # The story's last edit is part of its last job, not a throttled edit in this process's memory: a
+            # worker killed before making it leaves the job to run again, and the storyboard shows the story done.
+            await self._edit_storyboard(story.id)
+        else:
+            self.updater.request(story.id)
         return reference
 
     async def _deliver(self, story: Story, delivery: Delivery) -> str | None:
