@@ -73,6 +73,13 @@ async def render_video(deps: PipelineDeps, job: GenerationJob, ctx: JobContext) 
     poll_s = deps.settings.video_poll_s
     age_s = deps.clock.now() - job.created_at
     poll = await _final_unless_retryable(provider.poll_video(request_id), model_used, poll_s, age_s)
+    if poll.state is VideoState.FAILED and job.remote_id and deps.registry.resolve(model_used).provider == "local":
+        # A local render lives in the staging folder of the machine that made it: a job resumed on another
+        # machine (or after the sweep) finds none. Rendering it again here costs nothing, unlike a provider's.
+        remote = await _submit(deps, job, ctx, story, scene, scene.image_path, model_requested)
+        model_used, request_id = decode_remote(remote)
+        provider = deps.providers.video(deps.registry.resolve(model_used).provider)
+        poll = await _final_unless_retryable(provider.poll_video(request_id), model_used, poll_s, age_s)
     if poll.state is VideoState.PENDING:
         spec = deps.registry.resolve(model_used)
         delay = 0.0 if spec.provider == "local" else deps.settings.video_poll_s

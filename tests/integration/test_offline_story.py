@@ -121,3 +121,34 @@ async def test_bad_input_is_refused_and_stores_nothing(
             await rt.stories.create(options)
         assert await storage_testing.list_all(rt.db) == []
         assert sum((await rt.queue.counts()).values()) == 0
+
+
+@pytest.mark.parametrize("engine", ["sqlite"])  # the staging folder is the point here, not the engine
+async def test_a_local_clip_resumed_on_a_machine_without_its_render_is_rendered_again(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A clip job of local-kenburns interrupted after its submit is resumed where its staged render is not (another
+    machine, or after the sweep): rendering again costs nothing, so the clip is made, not given up on."""
+    async with Runtime(settings, out_dir=tmp_path / "out") as rt:
+        story = await rt.stories.create(StoryOptions(prompt="a kite over the harbour", scenes=1, video=True))
+        assert (await rt.run_until_empty()).dead == 0
+        [job] = [j for j in await job_rows.list_for_story(rt.db, story.id) if j.kind.value == "render_video"]
+        assert job.remote_id and job.remote_id.startswith("local-kenburns")
+        async with rt.db.transaction() as conn:  # as it stood when its worker died, after the submit
+            await conn.execute(
+                "UPDATE jobs SET status = 'queued', attempts = 0, finished_at = NULL, run_after = 0 WHERE id = ?",
+                (job.id,),
+            )
+            await conn.execute("UPDATE media_assets SET status = 'GENERATING' WHERE id = ?", (job.id,))
+            await conn.execute("UPDATE scenes SET video_status = 'generating' WHERE story_id = ?", (story.id,))
+        assert rt.providers.adapter("local").sweep(-1.0, time.time() + 60) == 1  # this machine has no render
+
+        stats = await rt.run_until_empty()
+
+        assert (stats.dead, stats.failed) == (0, 0), stats
+        [again] = [j for j in await job_rows.list_for_story(rt.db, story.id) if j.id == job.id]
+        assert again.status is JobStatus.SUCCEEDED and again.remote_id != job.remote_id
+        [scene] = await scenes.list_for_story(rt.db, story.id)
+        assert scene.video_status is VideoStatus.COMPLETE
+        with av.open(scene.video_path) as container:
+            assert sum(1 for _ in container.decode(video=0)) > 0
