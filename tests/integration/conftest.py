@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 from bot.clock import FakeClock
 from storage.db import Database
 from tests.fakes.providers import FakeProviders
+from tests.support.cli_main import Storybot, run_main, use_cli_env
 from tests.support.database import open_database
 
 
@@ -47,3 +49,18 @@ async def fake() -> AsyncIterator[FakeProviders]:
     """The fake OpenAI / Gemini / xAI server on 127.0.0.1."""
     async with FakeProviders() as server:
         yield server
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Storybot:
+    """``cli(*args, env={...})``: ``storybot *args`` in this process, in ``tmp_path``, with ``cli_env``'s
+    environment plus ``env`` for this one run."""
+    use_cli_env(monkeypatch, tmp_path)
+
+    def run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        with monkeypatch.context() as scoped:
+            for name, value in (env or {}).items():
+                scoped.setenv(name, value)
+            return run_main(capsys, *args)
+
+    return run

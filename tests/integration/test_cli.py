@@ -12,31 +12,13 @@ import re
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from storage.db import schema_version_supported
 from tests.support.cli import PROMPT, assert_refused, cli_env, sha256, storybot
-from tests.support.cli_main import run_main, use_cli_env
-
-Storybot = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Storybot:
-    """``cli(*args, env={...})``: ``storybot *args`` in this process, in ``tmp_path``, with ``cli_env``'s
-    environment plus ``env`` for this one run."""
-    use_cli_env(monkeypatch, tmp_path)
-
-    def run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        with monkeypatch.context() as scoped:
-            for name, value in (env or {}).items():
-                scoped.setenv(name, value)
-            return run_main(capsys, *args)
-
-    return run
+from tests.support.cli_main import Storybot
 
 
 def story_count(db: Path) -> int:

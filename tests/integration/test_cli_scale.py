@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,31 +26,14 @@ from bot.errors import StorageError
 from storage.copy import Table, copy_database, in_dependency_order
 from storage.db import schema_version_supported
 from tests.support.cli import PROMPT, STORYBOT, assert_refused, cli_env
-from tests.support.cli_main import run_main, use_cli_env
+from tests.support.cli_main import Storybot
 from tests.support.database import open_database
 from tests.support.postgres import empty_schema
-
-Storybot = Callable[..., subprocess.CompletedProcess[str]]
 
 PASSWORD = "Not-The-Password-7f3a9c"  # the trust-auth test server ignores it; long enough to be masked in logs
 STORY_KEYS = {
     "id", "status", "title", "prompt", "created_at", "updated_at", "scene_count", "video", "error", "page", "scenes",
 }  # fmt: skip
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Storybot:
-    """``cli(*args, env={...})``: ``storybot *args`` in this process, in ``tmp_path``, with ``cli_env``'s
-    environment plus ``env`` for this one run."""
-    use_cli_env(monkeypatch, tmp_path)
-
-    def run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        with monkeypatch.context() as scoped:
-            for name, value in (env or {}).items():
-                scoped.setenv(name, value)
-            return run_main(capsys, *args)
-
-    return run
 
 
 @pytest.fixture

@@ -13,13 +13,16 @@ import contextlib
 import logging
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
 from tests.support.cli import cli_env
+
+Storybot = Callable[..., subprocess.CompletedProcess[str]]
+"""What the ``cli`` fixture (tests/integration/conftest.py) gives: ``cli(*args, env={...})``."""
 
 # The loggers whose level main() sets, each NOTSET in a fresh process.
 LOGGERS_MAIN_SETS = ("aiosqlite", "discord.http", "bot.app")
